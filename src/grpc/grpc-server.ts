@@ -1,0 +1,160 @@
+/**
+ * The gRPC edge: our services, the standard health service and server reflection, with one wrapper per call for
+ * metrics, request-scoped logs and fault mapping (as nice-grpc keeps those concerns apart from handlers).
+ */
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  type handleUnaryCall,
+  type handleServerStreamingCall,
+} from '@grpc/grpc-js';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import * as protoLoader from '@grpc/proto-loader';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Logger } from '../observability/logger';
+import type { GatewayMetrics } from '../observability/metrics';
+import { projectRoot } from '../support/project-root';
+import { toServiceError } from './grpc-errors';
+
+/** What a handler gets besides the request: a logger carrying the request id and the caller. */
+export interface CallContext {
+  readonly requestId: string;
+  readonly log: Logger;
+  readonly metadata: import('@grpc/grpc-js').Metadata;
+}
+
+function protoFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...protoFiles(p));
+    else if (name.endsWith('.proto')) out.push(p);
+  }
+  return out.sort();
+}
+
+export class GrpcServer {
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
+  private readonly serviceNames: string[] = [];
+
+  constructor(private readonly log: Logger, private readonly metrics: GatewayMetrics) {
+    this.health.addToServer(this.server);
+  }
+
+  /**
+   * Adds a service. Handlers may be async (return the response or throw a GrpcFault); the wrapper turns that into
+   * grpc-js callbacks, times the call and counts it by status code.
+   */
+  addService<D extends ServiceDefinition>(
+    definition: D,
+    impl: { [K in keyof D]: (request: any, ctx: CallContext, call: any) => Promise<any> | AsyncIterable<any> },
+  ): void {
+    const wrapped: UntypedServiceImplementation = {};
+    let fullName = '';
+    for (const [name, method] of Object.entries(definition)) {
+      const handler = impl[name as keyof D];
+      // path is "/package.Service/Method": the labels and the health service name come from it.
+      const [, service = '', rpc = name] = method.path.split('/');
+      fullName = service;
+      const labels = { grpc_service: service, grpc_method: rpc };
+      if (!method.requestStream && !method.responseStream) {
+        const unary: handleUnaryCall<unknown, unknown> = (call, callback) => {
+          const ctx = this.context(call.metadata, labels.grpc_method);
+          const end = this.metrics.grpcHandlingSeconds.startTimer({ grpc_type: 'unary', ...labels });
+          Promise.resolve()
+            .then(() => handler(call.request, ctx, call) as Promise<unknown>)
+            .then(
+              (res) => {
+                end();
+                this.metrics.grpcHandled.inc({ grpc_type: 'unary', ...labels, grpc_code: status[status.OK] });
+                callback(null, res);
+              },
+              (err: unknown) => {
+                end();
+                const { error, internal } = toServiceError(err);
+                if (internal) ctx.log.error({ err }, 'gRPC handler failed');
+                this.metrics.grpcHandled.inc({ grpc_type: 'unary', ...labels, grpc_code: status[error.code ?? status.UNKNOWN] });
+                callback(error, null);
+              },
+            );
+        };
+        wrapped[name] = unary;
+      } else if (!method.requestStream && method.responseStream) {
+        const stream: handleServerStreamingCall<unknown, unknown> = async (call) => {
+          const ctx = this.context(call.metadata, labels.grpc_method);
+          const end = this.metrics.grpcHandlingSeconds.startTimer({ grpc_type: 'server_stream', ...labels });
+          try {
+            for await (const msg of handler(call.request, ctx, call) as AsyncIterable<unknown>) {
+              if (call.cancelled) break;
+              call.write(msg);
+            }
+            this.metrics.grpcHandled.inc({ grpc_type: 'server_stream', ...labels, grpc_code: status[status.OK] });
+            call.end();
+          } catch (err) {
+            const { error, internal } = toServiceError(err);
+            if (internal) ctx.log.error({ err }, 'gRPC stream handler failed');
+            this.metrics.grpcHandled.inc({ grpc_type: 'server_stream', ...labels, grpc_code: status[error.code ?? status.UNKNOWN] });
+            call.destroy(Object.assign(new Error(error.details), error));
+          } finally {
+            end();
+          }
+        };
+        wrapped[name] = stream;
+      } else {
+        throw new Error(`${service}.${rpc}: client and bidi streaming are not used by the gateway`);
+      }
+    }
+    this.server.addService(definition, wrapped);
+    this.serviceNames.push(fullName);
+  }
+
+  private context(metadata: import('@grpc/grpc-js').Metadata, method: string): CallContext {
+    const given = metadata.get('x-request-id')[0];
+    const requestId = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+    return { requestId, metadata, log: this.log.child({ requestId, rpc: method }) };
+  }
+
+  /** Reflection over every .proto in proto/, so `buf curl` and grpcurl-like tools can discover the API. */
+  private addReflection(): void {
+    const root = join(projectRoot(), 'proto');
+    const files = protoFiles(root).map((f) => relative(root, f));
+    const pkg = protoLoader.loadSync(files, { includeDirs: [root], keepCase: true });
+    new ReflectionService(pkg).addToServer(this.server);
+  }
+
+  setServing(servingStatus: ServingStatus): void {
+    this.health.setStatus('', servingStatus);
+    for (const name of this.serviceNames) this.health.setStatus(name, servingStatus);
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    this.addReflection();
+    const bound = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.setServing('SERVING');
+    return bound;
+  }
+
+  /** Graceful stop: health says NOT_SERVING, no new calls, in-flight calls finish until the grace period ends. */
+  async close(graceMs: number): Promise<void> {
+    this.setServing('NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

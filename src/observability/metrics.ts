@@ -1,0 +1,36 @@
+/**
+ * The Prometheus registry and the metrics every part of the gateway shares. Label values are bounded
+ * (service/method names, result enums) — never order ids or device ids.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  /** nice-grpc / go-grpc-prometheus names, so stock dashboards work. */
+  readonly grpcHandled = new Counter({
+    name: 'grpc_server_handled_total',
+    help: 'gRPC calls completed on the server, by service, method and status code.',
+    labelNames: ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly grpcHandlingSeconds = new Histogram({
+    name: 'grpc_server_handling_seconds',
+    help: 'Time to handle a gRPC call on the server.',
+    labelNames: ['grpc_type', 'grpc_service', 'grpc_method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Counter({
+    name: 'http_server_requests_total',
+    help: 'HTTP requests handled, by route and status code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,30 @@
+import { InboundMessageEntity } from './inbound-message.entity';
+import { OperatorExceptionEntity } from './operator-exception.entity';
+import { OrderEntity } from './order.entity';
+import { OutboxEventEntity } from './outbox-event.entity';
+import { RefundRequestEntity } from './refund-request.entity';
+import { VoucherEntity } from './voucher.entity';
+import { WorkItemEntity } from './work-item.entity';
+import { WriteOffEntity } from './write-off.entity';
+
+export * from './column-types';
+export * from './inbound-message.entity';
+export * from './operator-exception.entity';
+export * from './order.entity';
+export * from './outbox-event.entity';
+export * from './refund-request.entity';
+export * from './voucher.entity';
+export * from './work-item.entity';
+export * from './write-off.entity';
+
+/** Every entity the data source knows; the migrations create exactly these tables. */
+export const ALL_ENTITIES = [
+  OrderEntity,
+  VoucherEntity,
+  WriteOffEntity,
+  RefundRequestEntity,
+  InboundMessageEntity,
+  OutboxEventEntity,
+  WorkItemEntity,
+  OperatorExceptionEntity,
+];
