@@ -1,33 +1,15 @@
-import { Table, TableIndex, type MigrationInterface, type QueryRunner, type TableColumnOptions } from 'typeorm';
+import { Table, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { portableColumns } from './portable-columns';
 
 /**
  * The whole first schema, through typeorm's portable schema API so one migration serves MariaDB/MySQL and the
  * embedded SQLite. Frozen: later changes go in new migrations, never here.
- *
- * On MySQL every text column is utf8mb4 with the binary collation: item titles are Chinese (the server default
- * may be latin1), and codes/keys must compare exactly, as SQLite compares them.
  */
 export class InitialSchema1763900000000 implements MigrationInterface {
   name = 'InitialSchema1763900000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    const type = queryRunner.connection.driver.options.type;
-    const onMysql = type === 'mysql' || type === 'mariadb';
-    const text = onMysql ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {};
-
-    const str = (name: string, length: number, nullable = false): TableColumnOptions => ({
-      name, type: 'varchar', length: String(length), isNullable: nullable, ...text,
-    });
-    const txt = (name: string, nullable = false): TableColumnOptions => ({ name, type: 'text', isNullable: nullable, ...text });
-    const int = (name: string, nullable = false, dflt?: number): TableColumnOptions => ({
-      name, type: 'integer', isNullable: nullable, ...(dflt === undefined ? {} : { default: dflt }),
-    });
-    const big = (name: string, nullable = false): TableColumnOptions => ({ name, type: 'bigint', isNullable: nullable });
-    const stringId = (): TableColumnOptions => ({ ...str('id', 40), isPrimary: true });
-    const autoId = (): TableColumnOptions => ({
-      name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment',
-    });
-    const index = (name: string, columnNames: string[], isUnique = false) => new TableIndex({ name, columnNames, isUnique });
+    const { str, txt, int, big, stringId, autoId, index } = portableColumns(queryRunner);
 
     await queryRunner.createTable(
       new Table({

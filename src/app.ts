@@ -10,13 +10,41 @@ import { ConfigError, type GatewayConfig } from './config';
 import { systemClock, type Clock } from './domain/model';
 import { createLogger, type Logger } from './observability/logger';
 import { GatewayMetrics } from './observability/metrics';
+import { registerSpineMetrics } from './observability/spine-metrics';
 import { openDatabase, type Database } from './persistence/database';
 import { OrderRepository } from './persistence/order-repository';
 import { GrpcServer } from './grpc/grpc-server';
 import { orderServiceHandlers } from './grpc/order-service';
+import { RefundService } from './refunds/refund-service';
+import { registerRefundWork } from './refunds/refund-work';
+import { onRefundAudit } from './refunds/refund-audit';
+import { ExpiryScheduler } from './expiry/expiry-scheduler';
 import { OrderServiceService } from './gen/ticketgateway/orders/v1/orders';
 import { HttpServer } from './http/http-server';
 import { healthRoutes } from './http/health-routes';
+import { BreakerRegistry } from './breakers/breaker-registry';
+import { WorkRunner } from './work/work-runner';
+import { startOutboxRelay, type OutboxRelay } from './outbox/outbox-relay';
+import { KafkaEventPublisher } from './outbox/kafka-event-publisher';
+import type { EventPublisher } from './outbox/event-publisher';
+import { workAdminServiceHandlers } from './grpc/work-admin-service';
+import { WorkAdminServiceService } from './gen/ticketgateway/admin/v1/work_admin';
+import { PersonalDataProtector } from './security/personal-data-protector';
+import { checkCatalogSuppliers, DbProductDirectory, readProductCatalogFile } from './suppliers/product-directory';
+import { loadSupplierDirectory, type SupplierDirectory } from './suppliers/supplier-directory';
+import { CallbackSinkRegistry, registerSupplierCallbackRoutes } from './suppliers/callback-routes';
+import { AdmissionDesk, onSupplierAdmission } from './gates/admission-desk';
+import { DeviceRegistry } from './gates/device-registry';
+import { registerWriteOffWork } from './gates/write-off-work';
+import { WriteOffTopSandbox } from './gates/write-off-top-sandbox';
+import { gateAdminServiceHandlers } from './grpc/gate-admin-service';
+import { admissionServiceHandlers } from './grpc/gate-admission-service';
+import { AdmissionServiceService, GateAdminServiceService } from './gen/ticketgateway/gates/v1/gates';
+import { TopClient } from './taobao/top-client';
+import { productAdminServiceHandlers } from './grpc/product-admin-service';
+import { ProductAdminServiceService } from './gen/ticketgateway/admin/v1/product_admin';
+import { handleCancelNotice, handleValidityChangeNotice } from './refunds/refund-intake';
+import { TaobaoChannel } from './taobao/taobao-channel';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -43,6 +71,54 @@ export function resolvePersonalDataKey(config: GatewayConfig): string {
   return key;
 }
 
+/** The reliable spine every module uses: breakers per upstream, the durable work runner, the outbox relay. */
+export interface GatewaySpine {
+  readonly breakers: BreakerRegistry;
+  readonly workRunner: WorkRunner;
+  /** Undefined when no broker is configured: events then stay queryable in outbox_events. */
+  readonly relay: OutboxRelay | undefined;
+  readonly publisher: EventPublisher | undefined;
+}
+
+function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Logger, grpc: GrpcServer, metrics: GatewayMetrics): GatewaySpine {
+  const spineMetrics = registerSpineMetrics(metrics, db, clock);
+  const breakers = new BreakerRegistry();
+  breakers.onStateChange(spineMetrics.breakerStateChanged);
+  // Breaker state is part of health: one component per upstream, NOT_SERVING while its breaker is open.
+  breakers.onStateChange((upstream, state) => {
+    grpc.health.setStatus(`upstream:${upstream}`, state === 'open' ? 'NOT_SERVING' : 'SERVING');
+    log.warn({ upstream, state }, 'circuit breaker state changed');
+  });
+  const workRunner = new WorkRunner({
+    db,
+    breakers,
+    clock,
+    concurrency: config.WORK_CONCURRENCY,
+    maxAttempts: config.WORK_MAX_ATTEMPTS,
+    logger: log.child({ component: 'work' }),
+    onOutcome: spineMetrics.workAttempt,
+  });
+  const kafkaLog = log.child({ component: 'kafka' });
+  const publisher = config.KAFKA_BROKERS
+    ? new KafkaEventPublisher({
+        clientId: config.KAFKA_CLIENT_ID,
+        brokers: config.KAFKA_BROKERS,
+        log: (r) => kafkaLog[r.level === 'debug' ? 'debug' : r.level]({ namespace: r.namespace, ...r.fields }, r.message),
+      })
+    : undefined;
+  const relay = startOutboxRelay({
+    db,
+    publisher,
+    clock,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    retentionMs: config.OUTBOX_RETENTION_MS,
+    logger: log.child({ component: 'outbox' }),
+    onPublished: spineMetrics.outboxPublished,
+    onPublishFailed: (count) => spineMetrics.outboxPublishFailed(count),
+  });
+  return { breakers, workRunner, relay, publisher };
+}
+
 export class Gateway {
   private ready = false;
 
@@ -55,6 +131,15 @@ export class Gateway {
     readonly http: HttpServer,
     readonly grpcPort: number,
     readonly httpPort: number,
+    readonly spine: GatewaySpine,
+    /** Supplier instances from SUPPLIERS_FILE (issue 4). */
+    readonly supplierDirectory: SupplierDirectory,
+    /** Product mappings (Taobao item -> supplier ticket type), with the admin operations. */
+    readonly productDirectory: DbProductDirectory,
+    /** Where modules register handlers for verified supplier callbacks. */
+    readonly callbackSinks: CallbackSinkRegistry,
+    /** The expiry sweep (issue 7). */
+    readonly expiry: ExpiryScheduler,
   ) {}
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
@@ -62,28 +147,123 @@ export class Gateway {
     const clock = opts.clock ?? systemClock;
     const log = opts.logger ?? createLogger(config.LOG_LEVEL);
     const metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics });
-    resolvePersonalDataKey(config);
+    const protector = new PersonalDataProtector(resolvePersonalDataKey(config));
+    // Supplier instances and the catalog file are checked before anything is opened: a typo stops start-up.
+    const suppliers = loadSupplierDirectory(config.SUPPLIERS_FILE, { clock });
+    const catalog = config.PRODUCT_CATALOG_FILE ? readProductCatalogFile(config.PRODUCT_CATALOG_FILE) : undefined;
+    if (catalog) checkCatalogSuppliers(catalog, suppliers.instances());
 
     const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DATABASE_POOL_SIZE, logger: log });
     const orders = new OrderRepository(db);
 
     const grpc = new GrpcServer(log, metrics);
-    grpc.addService(OrderServiceService, orderServiceHandlers({ orders, clock }));
+
+    const spine = createSpine(config, db, clock, log, grpc, metrics);
+    grpc.addService(WorkAdminServiceService, workAdminServiceHandlers({ db, clock }));
 
     const http = new HttpServer(log, metrics);
     let gateway: Gateway | undefined;
+
+    // ---- modules: each registers its HTTP routes, gRPC services and work handlers here ----
+
+    // Suppliers (issue 4): product mappings + admin RPCs, one callback route per supplier instance.
+    const products = new DbProductDirectory(db, {
+      clock,
+      isKnownSupplier: (c) => suppliers.get(c) !== undefined,
+      knownSuppliers: () => suppliers.instances(),
+      cacheTtlMs: config.PRODUCT_CACHE_TTL_MS,
+    });
+    grpc.addService(ProductAdminServiceService, productAdminServiceHandlers({ products }));
+    const callbackSinks = new CallbackSinkRegistry();
+    registerSupplierCallbackRoutes(http, { db, suppliers, sinks: callbackSinks, clock, metrics });
+
+    // Taobao channel (issue 3): POST /taobao/notices + supplier placement/resend and TOP send/resend/failsend work.
+    const taobao = new TaobaoChannel({
+      config,
+      db,
+      orders,
+      protector,
+      refunds: { handleCancelNotice, handleValidityChangeNotice },
+      products,
+      suppliers,
+      clock,
+      log: log.child({ component: 'taobao' }),
+      metrics,
+    });
+    taobao.registerRoutes(http);
+    taobao.registerWork(spine.workRunner);
+
+    // Refunds and expiry (issue 7): OrderService (with GetRefundable/CancelOrder), supplier refund/audit/validity
+    // work, refund-audit callbacks, and the expiry sweep.
+    const refunds = new RefundService({ db, clock, products, log: log.child({ component: 'refunds' }) });
+    grpc.addService(OrderServiceService, orderServiceHandlers({ orders, clock, refunds }));
+    registerRefundWork(spine.workRunner, {
+      suppliers,
+      products,
+      settings: { auditTimeoutMs: config.REFUND_AUDIT_TIMEOUT_MS, pollBaseMs: config.REFUND_AUDIT_POLL_BASE_MS, pollMaxMs: config.REFUND_AUDIT_POLL_MAX_MS },
+      log: log.child({ component: 'refunds' }),
+    });
+    callbackSinks.register({
+      onRefundAudit: async (em, cb, d) => {
+        await onRefundAudit(em, cb, { clock: d.clock, log: d.log });
+      },
+    });
+    const expiry = new ExpiryScheduler({
+      db,
+      clock,
+      products,
+      log: log.child({ component: 'expiry' }),
+      intervalMs: config.EXPIRY_SWEEP_INTERVAL_MS,
+      batchSize: config.EXPIRY_SWEEP_BATCH_SIZE,
+    });
+
+    // Gates (issue 6): device registry + admin RPCs, AdmissionService, consume/reverse work, supplier-reported admissions.
+    const devices = new DeviceRegistry(db, { clock, cacheMs: config.GATE_DEVICE_CACHE_MS });
+    const admissionDesk = new AdmissionDesk({ db, products, protector, clock });
+    grpc.addService(GateAdminServiceService, gateAdminServiceHandlers({ devices }));
+    grpc.addService(AdmissionServiceService, admissionServiceHandlers({
+      desk: admissionDesk,
+      devices,
+      clock,
+      onDecided: (result, method) => metrics.gateAdmissions.inc({ result, method }),
+    }));
+    registerWriteOffWork(spine.workRunner, {
+      top: taobao.top instanceof TopClient ? taobao.top : new WriteOffTopSandbox(log.child({ component: 'gates' })),
+      ambiguousLimit: config.GATE_CONSUME_AMBIGUOUS_LIMIT,
+      notFoundLimit: config.GATE_REVERSE_NOT_FOUND_LIMIT,
+      products,
+    });
+    callbackSinks.register({
+      onAdmission: (em, cb, d) => onSupplierAdmission(em, cb, { instanceCode: d.instanceCode, clock: d.clock, receivedAt: d.receivedAt }),
+    });
+
+    // ---- end of modules ----
+
     healthRoutes(http, { metrics, isReady: async () => (gateway?.ready ?? false) && (await db.ping()) });
 
     try {
+      if (catalog) {
+        const loaded = await products.loadCatalog(catalog);
+        log.info({ file: config.PRODUCT_CATALOG_FILE, ...loaded }, 'product catalog loaded');
+      }
+      const orphans = await products.orphans();
+      if (orphans.length > 0) {
+        log.warn({ mappings: orphans.slice(0, 20).map((m) => `${m.outerIid}/${m.subOuterIid ?? ''} -> ${m.supplierInstance}`), count: orphans.length }, 'product mappings name supplier instances that are not configured');
+      }
       const grpcPort = await grpc.listen(config.GRPC_PORT, config.GRPC_HOST);
       const httpPort = await http.listen(config.HTTP_PORT, config.HTTP_HOST);
-      gateway = new Gateway(config, log, metrics, db, grpc, http, grpcPort, httpPort);
+      gateway = new Gateway(config, log, metrics, db, grpc, http, grpcPort, httpPort, spine, suppliers, products, callbackSinks, expiry);
     } catch (err) {
+      await spine.relay?.stop();
+      await spine.publisher?.close().catch(() => undefined);
+      spine.breakers.shutdown();
       grpc.server.forceShutdown();
       await http.close(0).catch(() => undefined);
       await db.close();
       throw err;
     }
+    spine.workRunner.start();
+    expiry.start();
     gateway.ready = true;
     log.info({ grpcPort: gateway.grpcPort, httpPort: gateway.httpPort, database: db.kind }, 'ticket-gateway started');
     return gateway;
@@ -93,7 +273,11 @@ export class Gateway {
   async stop(): Promise<void> {
     this.ready = false;
     const grace = this.config.SHUTDOWN_GRACE_MS;
-    await Promise.all([this.grpc.close(grace), this.http.close(grace)]);
+    await Promise.all([this.grpc.close(grace), this.http.close(grace), this.expiry.stop()]);
+    // In-flight outside calls finish (or their leases expire and another replica takes them over).
+    await Promise.all([this.spine.workRunner.stop(grace), this.spine.relay?.stop()]);
+    await this.spine.publisher?.close().catch((err: unknown) => this.log.warn({ err }, 'event publisher did not close cleanly'));
+    this.spine.breakers.shutdown();
     await this.db.close();
     this.log.info('ticket-gateway stopped');
   }

@@ -44,6 +44,38 @@ export const configSchema = z.object({
   KAFKA_TOPIC_PREFIX: z.string().trim().regex(/^[A-Za-z0-9._-]*$/, 'may hold only letters, digits, . _ -').default('ticket-gateway.'),
   PERSONAL_DATA_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   SHUTDOWN_GRACE_MS: positiveInt.max(600_000).default(10_000),
+  // Suppliers and product mappings (issue 4).
+  /** JSON: instance code -> { type: zhiyoubao|lianhe|sandbox, ...config }; `env:NAME` values read NAME. Unset: one 'sandbox'. */
+  SUPPLIERS_FILE: z.string().trim().min(1).optional(),
+  /** JSON or YAML product catalog, upserted into product_mappings at start. */
+  PRODUCT_CATALOG_FILE: z.string().trim().min(1).optional(),
+  PRODUCT_CACHE_TTL_MS: positiveInt.max(3_600_000).default(30_000),
+  // Refunds and expiry (issue 7).
+  REFUND_AUDIT_TIMEOUT_MS: positiveInt.default(48 * 3_600_000),
+  REFUND_AUDIT_POLL_BASE_MS: positiveInt.default(60_000),
+  REFUND_AUDIT_POLL_MAX_MS: positiveInt.default(3_600_000),
+  EXPIRY_SWEEP_INTERVAL_MS: positiveInt.max(24 * 3_600_000).default(60_000),
+  EXPIRY_SWEEP_BATCH_SIZE: positiveInt.max(10_000).default(100),
+  WORK_CONCURRENCY: positiveInt.max(256).default(4),
+  WORK_MAX_ATTEMPTS: positiveInt.max(1000).default(10),
+  OUTBOX_RETENTION_MS: positiveInt.default(7 * 24 * 3_600_000),
+  // Taobao channel (issue 3). No TOP URL: TOP calls go to the built-in, logged TOP sandbox (src/taobao/top-sandbox.ts).
+  TAOBAO_TOP_URL: z.string().trim().url().optional(),
+  TAOBAO_APP_KEY: z.string().trim().min(1).optional(),
+  TAOBAO_APP_SECRET: z.string().min(1).optional(),
+  TAOBAO_SESSION: z.string().trim().min(1).optional(),
+  TAOBAO_SIGN_METHOD: z.enum(['md5', 'hmac']).default('md5'),
+  TAOBAO_CODEMERCHANT_ID: z.string().trim().min(1).optional(),
+  /** The notice key (通知验证密钥). Unset: the documented dev key, with a loud warning at start-up. */
+  TAOBAO_NOTICE_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+  TAOBAO_NOTICE_MAX_AGE_MS: positiveInt.max(7 * 24 * 3600_000).default(24 * 3600_000),
+  // Gates (issue 6).
+  /** How long a gate device is cached for authentication; a revocation on another replica takes this long at most. */
+  GATE_DEVICE_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /** Consume attempts with an unknown outcome before the consume is reversed at Taobao. */
+  GATE_CONSUME_AMBIGUOUS_LIMIT: positiveInt.max(100).default(3),
+  /** Reverse attempts answering "serial not found" before a consume of unknown outcome is taken as never landed. */
+  GATE_REVERSE_NOT_FOUND_LIMIT: positiveInt.max(100).default(3),
 });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

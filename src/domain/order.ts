@@ -128,12 +128,29 @@ export function reverseAdmission(order: OrderSnapshot, serial: string, k: number
   assertInstant(now);
   const index = order.writeOffs.findIndex((w) => w.serial === serial);
   if (index < 0) return rejected('WRITE_OFF_NOT_FOUND', `no write-off ${serial} on this order`);
-  const writeOff = order.writeOffs[index]!;
-  const allowed = canReverseWriteOff(writeOff, k, now);
+  const allowed = canReverseWriteOff(order.writeOffs[index]!, k, now);
   if (!allowed.ok) return allowed;
+  return restoreWriteOff(order, index, now);
+}
+
+/**
+ * Undo an admission that was never kept: Taobao refused its consume, or its outcome stayed unknown and it was
+ * reversed at Taobao. Unlike a gate's reversal there is no two-hour window and no count to match — Taobao holds
+ * no consume for it. Units go back to available, or to expired when the validity has ended meanwhile.
+ */
+export function undoAdmission(order: OrderSnapshot, serial: string, now: number): OrderResult {
+  assertInstant(now);
+  const index = order.writeOffs.findIndex((w) => w.serial === serial);
+  if (index < 0) return rejected('WRITE_OFF_NOT_FOUND', `no write-off ${serial} on this order`);
+  if (order.writeOffs[index]!.reversedAt !== null) return rejected('ALREADY_REVERSED', `write-off ${serial} was already reversed`);
+  return restoreWriteOff(order, index, now);
+}
+
+function restoreWriteOff(order: OrderSnapshot, index: number, now: number): OrderResult {
+  const writeOff = order.writeOffs[index]!;
   const to = hasValidityEnded(order.validity, now) ? 'expired' : 'available';
   const writeOffs = order.writeOffs.map((w, i) => (i === index ? Object.freeze({ ...w, reversedAt: now }) : w));
-  return applied(order, OrderEvent.ConsumeReversed, ledgers.reverseConsume(order.ledger, k, to), {
+  return applied(order, OrderEvent.ConsumeReversed, ledgers.reverseConsume(order.ledger, writeOff.count, to), {
     writeOffs: Object.freeze(writeOffs),
   });
 }

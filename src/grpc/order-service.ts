@@ -1,9 +1,22 @@
 /**
- * ticketgateway.orders.v1.OrderService: read access to orders for internal services.
+ * ticketgateway.orders.v1.OrderService: read access to orders for internal services, plus what is refundable
+ * and an idempotent cancellation (refunds/refund-service.ts).
  */
+import { status } from '@grpc/grpc-js';
 import { OrderState as DomainOrderState, type Clock } from '../domain/model';
+import type { RefundableReason as DomainRefundableReason } from '../domain/order';
+import type { CancelOrderResult, RefundService } from '../refunds/refund-service';
+import type { RefundView } from '../refunds/refund-requests';
+import type { RefundAuditState as DomainAuditState } from '../persistence/entities/refund-request.entity';
 import {
   OrderState as ProtoOrderState,
+  RefundableReason as ProtoRefundableReason,
+  RefundAuditState as ProtoAuditState,
+  type CancelOrderRequest,
+  type CancelOrderResponse,
+  type GetRefundableRequest,
+  type GetRefundableResponse,
+  type Refund,
   type GetOrderRequest,
   type GetOrderResponse,
   type ListOrdersRequest,
@@ -62,8 +75,84 @@ function instant(field: string, d: Date | undefined): number | undefined {
   return t;
 }
 
-export function orderServiceHandlers(deps: { orders: OrderRepository; clock: Clock }) {
+const TO_PROTO_REASON: Record<DomainRefundableReason, ProtoRefundableReason> = {
+  REFUNDABLE: ProtoRefundableReason.REFUNDABLE_REASON_REFUNDABLE,
+  NOT_ISSUED: ProtoRefundableReason.REFUNDABLE_REASON_NOT_ISSUED,
+  NOTHING_UNUSED: ProtoRefundableReason.REFUNDABLE_REASON_NOTHING_UNUSED,
+  EXPIRED_REFUND_DEADLINE_PASSED: ProtoRefundableReason.REFUNDABLE_REASON_EXPIRED_REFUND_DEADLINE_PASSED,
+};
+
+const TO_PROTO_AUDIT: Record<DomainAuditState, ProtoAuditState> = {
+  pending_submit: ProtoAuditState.REFUND_AUDIT_STATE_PENDING_SUBMIT,
+  pending_audit: ProtoAuditState.REFUND_AUDIT_STATE_PENDING_AUDIT,
+  approved: ProtoAuditState.REFUND_AUDIT_STATE_APPROVED,
+  rejected: ProtoAuditState.REFUND_AUDIT_STATE_REJECTED,
+  failed: ProtoAuditState.REFUND_AUDIT_STATE_FAILED,
+};
+
+export function toProtoRefund(r: RefundView): Refund {
   return {
+    id: r.id,
+    orderId: r.orderId,
+    quantity: r.quantity,
+    auditState: TO_PROTO_AUDIT[r.auditState],
+    origin: r.origin,
+    buyerRefundFen: String(r.buyerRefundFen ?? 0),
+    createTime: new Date(r.createdAt),
+    updateTime: new Date(r.updatedAt),
+  };
+}
+
+/** A refused cancellation as a gRPC status with its machine-readable reason and figures. */
+function cancelFault(r: Extract<CancelOrderResult, { ok: false }>): GrpcFault {
+  const code =
+    r.reason === 'ORDER_NOT_FOUND' ? status.NOT_FOUND : r.reason === 'INVALID_QUANTITY' || r.reason === 'REQUEST_ID_REUSED' ? status.INVALID_ARGUMENT : status.FAILED_PRECONDITION;
+  const details: Record<string, string> = {};
+  for (const [k, v] of Object.entries(r.details)) details[k] = String(v);
+  if (r.details.expiredRefundDeadline !== undefined) details.expiredRefundDeadlineTime = new Date(Number(r.details.expiredRefundDeadline)).toISOString();
+  return new GrpcFault(code, r.message, r.reason, details);
+}
+
+function requiredId(field: string, value: string): string {
+  const id = value.trim();
+  if (id === '') throw GrpcFault.invalidArgument(field, 'is required');
+  if (id.length > MAX_ID) throw GrpcFault.invalidArgument(field, `is longer than ${MAX_ID} characters`);
+  return id;
+}
+
+function refundsOf(deps: { refunds?: RefundService }): RefundService {
+  if (!deps.refunds) throw new GrpcFault(status.UNIMPLEMENTED, 'refunds are not configured on this gateway', 'REFUNDS_NOT_CONFIGURED');
+  return deps.refunds;
+}
+
+export function orderServiceHandlers(deps: { orders: OrderRepository; clock: Clock; refunds?: RefundService }) {
+  return {
+    async getRefundable(req: GetRefundableRequest): Promise<GetRefundableResponse> {
+      const orderId = requiredId('order_id', req.orderId);
+      const view = await refundsOf(deps).getRefundable(orderId);
+      if (!view) throw GrpcFault.notFound('order', orderId);
+      const r = view.refundable;
+      return {
+        orderId: view.orderId,
+        state: TO_PROTO_STATE[view.state],
+        ledger: { ...view.ledger },
+        refundableQuantity: r.count,
+        refundableFromAvailable: r.fromAvailable,
+        refundableFromExpired: r.fromExpired,
+        reason: TO_PROTO_REASON[r.reason],
+        expiredRefundDeadline: new Date(r.expiredRefundDeadline),
+      };
+    },
+
+    async cancelOrder(req: CancelOrderRequest): Promise<CancelOrderResponse> {
+      const orderId = requiredId('order_id', req.orderId);
+      const requestId = requiredId('request_id', req.requestId);
+      if (!Number.isSafeInteger(req.quantity) || req.quantity <= 0) throw GrpcFault.invalidArgument('quantity', 'must be a positive number of units');
+      const result = await refundsOf(deps).cancelOrder({ orderId, quantity: req.quantity, callerRequestId: requestId });
+      if (!result.ok) throw cancelFault(result);
+      return { refund: toProtoRefund(result.refund), replayed: result.replayed };
+    },
+
     async getOrder(req: GetOrderRequest): Promise<GetOrderResponse> {
       const id = req.id.trim();
       if (id === '') throw GrpcFault.invalidArgument('id', 'is required');

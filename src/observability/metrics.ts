@@ -30,6 +30,39 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Taobao notices by method and result: ok, duplicate, bad_sign, invalid, error (issue 3). */
+  readonly taobaoNotices = new Counter({
+    name: 'taobao_notices_total',
+    help: 'Taobao e-voucher notices received, by method and result.',
+    labelNames: ['method', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  /** From body received to answer ready, the durable commit included. */
+  readonly taobaoNoticeAckSeconds = new Histogram({
+    name: 'taobao_notice_ack_seconds',
+    help: 'Time to acknowledge a Taobao notice (durable commit included).',
+    labelNames: ['method', 'result'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  /** Supplier callbacks by instance, type and result: accepted, duplicate, rejected, unhandled, error (issue 4). */
+  readonly supplierCallbacks = new Counter({
+    name: 'supplier_callbacks_total',
+    help: 'Supplier callbacks received, by supplier instance, callback type and result.',
+    labelNames: ['supplier', 'type', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  /** Gate admissions (Redeem and offline uploads) by result reason and check method; Check has no effect and is not counted. */
+  readonly gateAdmissions = new Counter({
+    name: 'gate_admissions_total',
+    help: 'Admissions decided at the gates, by result (ADMITTED or the rejection reason) and check method.',
+    labelNames: ['result', 'method'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

@@ -67,6 +67,11 @@ export interface PlaceOrderRequest {
   readonly visitDate: string;
   /** Validity window agreed with Taobao, when the supplier accepts one. */
   readonly validity?: ValidityWindow;
+  /**
+   * Someone else sends the voucher SMS (Taobao, for `type=1` orders): the supplier must not. Adapters whose
+   * supplier has a switch for it honour it (Lianhe `smsfrom=1`).
+   */
+  readonly suppressSms?: boolean;
 }
 
 export interface IssuedVoucher {

@@ -212,3 +212,45 @@ describe('snapshots', () => {
     assert.equal(JSON.stringify(o), before);
   });
 });
+
+describe('undoAdmission (an admission Taobao never kept)', () => {
+  const HOUR = 3_600_000;
+  const start = Date.UTC(2026, 0, 1);
+  const validity: ValidityWindow = { start, end: start + 10 * 24 * HOUR };
+  const issued = (): OrderSnapshot => {
+    let o = O.newOrder(3, validity);
+    assert.ok(o.ok);
+    for (const step of [O.startIssue, O.markIssued]) {
+      const r: OrderResult = step(o.value);
+      assert.ok(r.ok);
+      o = r;
+    }
+    return o.value;
+  };
+
+  it('restores the units with no two-hour window, once', () => {
+    const admitted = O.admit(issued(), 2, start + HOUR, 'S1');
+    assert.ok(admitted.ok);
+    const later = start + 5 * 24 * HOUR; // far past the reversal window
+    assert.equal(O.reverseAdmission(admitted.value, 'S1', 2, later).ok, false, 'a gate reversal is refused by now');
+    const undone = O.undoAdmission(admitted.value, 'S1', later);
+    assert.ok(undone.ok);
+    assert.equal(undone.value.ledger.available, 3);
+    assert.equal(undone.value.ledger.consumed, 0);
+    assert.equal(undone.value.state, OrderState.Issued);
+    const again = O.undoAdmission(undone.value, 'S1', later + 1);
+    assert.equal(again.ok, false);
+    assert.equal(!again.ok && again.reason, 'ALREADY_REVERSED');
+    const missing = O.undoAdmission(undone.value, 'NOPE', later);
+    assert.equal(!missing.ok && missing.reason, 'WRITE_OFF_NOT_FOUND');
+  });
+
+  it('sends the units to expired when the validity has ended meanwhile', () => {
+    const admitted = O.admit(issued(), 1, start + HOUR, 'S2');
+    assert.ok(admitted.ok);
+    const undone = O.undoAdmission(admitted.value, 'S2', validity.end + HOUR);
+    assert.ok(undone.ok);
+    assert.equal(undone.value.ledger.expired, 1);
+    assert.equal(undone.value.ledger.available, 2);
+  });
+});

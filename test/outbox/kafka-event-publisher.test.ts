@@ -6,6 +6,7 @@ import { EventPublishError, EventPublishTimeoutError, PublisherClosedError, type
 import { KafkaEventPublisher, type KafkaLogRecord } from '../../src/outbox/kafka-event-publisher';
 import { consumeAll, testKafkaBrokers, type ConsumedMessage } from '../support/kafka';
 import { freePort } from '../support/services';
+import { startForwarder } from './tcp-forwarder';
 
 const brokers = testKafkaBrokers();
 
@@ -41,26 +42,6 @@ async function startSilentServer(): Promise<{ port: number; close(): Promise<voi
   };
 }
 
-/** Forwards 127.0.0.1:port to the real broker: lets a test make a broker address reachable later on. */
-async function startForwarder(port: number, target: string): Promise<{ close(): Promise<void> }> {
-  const [host, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect({ host, port: targetPort });
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => (client.destroy(), upstream.destroy()));
-      socket.on('close', () => (sockets.delete(socket), client.destroy(), upstream.destroy()));
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
-  });
-  return { close: () => closeServer(server, sockets) };
-}
 
 function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
   for (const socket of sockets) socket.destroy();

@@ -1,3 +1,4 @@
+import { MIGRATIONS } from '../../migrations';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DatabaseClosedError, InvalidDatabaseUrlError, NestedTransactionError, isUniqueViolation } from '../../src/persistence/errors';
@@ -35,7 +36,7 @@ for (const kind of DATABASE_KINDS) {
         await qr.release();
       }
       const applied = await t.db.dataSource.query('SELECT name FROM migrations');
-      assert.deepEqual(applied.map((r: { name: string }) => r.name), ['InitialSchema1763900000000']);
+      assert.deepEqual(applied.map((r: { name: string }) => r.name), MIGRATIONS.map((m) => m.name));
     });
 
     test('the entities match the migrated schema exactly (no pending schema change)', async () => {
@@ -48,7 +49,7 @@ for (const kind of DATABASE_KINDS) {
       try {
         assert.deepEqual(await runPendingMigrations(again), []);
         const applied = await again.dataSource.query('SELECT name FROM migrations');
-        assert.equal(applied.length, 1);
+        assert.equal(applied.length, MIGRATIONS.length);
       } finally {
         await again.close();
       }

@@ -112,7 +112,7 @@ export class LianheAdapter implements SupplierAdapter {
         travelDate: req.visitDate,
         // Our order code doubles as the payment id: stable across retries.
         payId: req.ourOrderCode,
-        smsfrom: this.config.smsFrom,
+        smsfrom: req.suppressSms ? 1 : this.config.smsFrom,
         visitor: visitors,
       },
       opts,

@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { EVENT_HEADERS } from '../../src/outbox/event-publisher';
+import { KafkaEventPublisher } from '../../src/outbox/kafka-event-publisher';
+import { appendEvent, decodeOrderEvent, listOrderEvents, ORDER_EVENT_CONTENT_TYPE } from '../../src/outbox/outbox';
+import { OutboxRelay, outboxBacklog, startOutboxRelay } from '../../src/outbox/outbox-relay';
+import { EventType } from '../../src/gen/ticketgateway/events/v1/events';
+import type { Database } from '../../src/persistence/database';
+import { OutboxEventEntity } from '../../src/persistence/entities/outbox-event.entity';
+import { openTestDatabase, type TestDatabase } from '../support/database';
+import { consumeAll, testKafkaBrokers, type ConsumedMessage } from '../support/kafka';
+import { freePort } from '../support/services';
+import { startForwarder } from './tcp-forwarder';
+
+const brokers = testKafkaBrokers();
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+async function database(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
+  const t = await openTestDatabase(kind);
+  cleanups.push(() => t.drop());
+  return t;
+}
+
+function publisher(list = brokers) {
+  const p = new KafkaEventPublisher({ clientId: `outbox-test-${randomUUID().slice(0, 6)}`, brokers: list, connectionTimeoutMs: 500, retries: 1, publishTimeoutMs: 4_000, requestTimeoutMs: 3_000 });
+  cleanups.push(() => p.close());
+  return p;
+}
+
+function prefix(): string {
+  return `test.${randomUUID().slice(0, 8)}.`;
+}
+
+/** One transaction per event, like the business code does; the payload carries the sequence number. */
+async function appendFlow(db: Database, orderId: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let seq = 1; seq <= count; seq++) {
+    const e = await db.transaction((em) =>
+      appendEvent(em, { orderId, type: 'write-off.recorded', payload: { writeOffId: `${orderId}-wo-${seq}`, quantity: seq, gateDevice: 'gate-1', admittedTime: new Date(1_767_225_600_000 + seq) } }),
+    );
+    ids.push(e.eventId);
+  }
+  return ids;
+}
+
+function seqOf(m: ConsumedMessage): number {
+  const event = decodeOrderEvent(m.value!);
+  return event.writeOffRecorded!.quantity;
+}
+
+/** Per key, the sequence numbers as they arrived. */
+function sequencesByKey(messages: ConsumedMessage[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const m of messages) {
+    const list = out.get(m.key!) ?? [];
+    list.push(seqOf(m));
+    out.set(m.key!, list);
+  }
+  return out;
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function pendingCount(db: Database): Promise<number> {
+  return db.read((em) => em.count(OutboxEventEntity, { where: { status: 'pending' } }));
+}
+
+describe('appendEvent', () => {
+  for (const kind of ['sqlite', 'mysql'] as const) {
+    it(`writes in the caller's transaction and stays queryable without a broker (${kind})`, async () => {
+      const { db } = await database(kind);
+      await assert.rejects(
+        db.transaction(async (em) => {
+          await appendEvent(em, { orderId: 'o_rolled_back', type: 'order.expired', payload: { expiredQuantity: 2 } });
+          throw new Error('business change failed');
+        }),
+        /business change failed/,
+      );
+      assert.deepEqual(await db.read((em) => listOrderEvents(em, 'o_rolled_back')), []);
+
+      const appended = await db.transaction((em) =>
+        appendEvent(em, { orderId: 'o_1', type: 'refund.approved', payload: { refundId: 'rf_1', quantity: 1, amountFen: '12800' }, occurredAt: 1_767_225_600_000 }),
+      );
+      assert.equal(appended.topic, 'order-events');
+      // No broker configured: nothing is started, the event waits in the table.
+      assert.equal(startOutboxRelay({ db, publisher: undefined }), undefined);
+      const stored = await db.read((em) => listOrderEvents(em, 'o_1'));
+      assert.equal(stored.length, 1);
+      const [row] = stored;
+      assert.equal(row!.status, 'pending');
+      assert.equal(row!.type, 'refund.approved');
+      assert.equal(row!.eventId, appended.eventId);
+      assert.equal(row!.event.eventId, appended.eventId);
+      assert.equal(row!.event.type, EventType.EVENT_TYPE_REFUND_APPROVED);
+      assert.equal(row!.event.orderId, 'o_1');
+      assert.equal(row!.event.occurredAt?.getTime(), 1_767_225_600_000);
+      assert.deepEqual(row!.event.refundApproved, { refundId: 'rf_1', quantity: 1, amountFen: '12800' });
+      const backlog = await outboxBacklog(db, { now: () => row!.createdAt + 5_000 });
+      assert.deepEqual(backlog, { pending: 1, oldestPendingAgeMs: 5_000 });
+    });
+  }
+});
+
+describe('OutboxRelay', () => {
+  for (const kind of ['mysql', 'sqlite'] as const) {
+    it(`publishes a flow's events to Kafka in order per order, with ids and headers (${kind})`, async () => {
+      const { db } = await database(kind);
+      const orders = ['o_a', 'o_b', 'o_c'];
+      const eventIds = new Map<string, string[]>();
+      // Interleave orders so ids of different orders alternate in the table.
+      await Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 6))));
+      const topicPrefix = prefix();
+      const relay = new OutboxRelay({ db, publisher: publisher(), topicPrefix, batchSize: 4, pollIntervalMs: 20 });
+      relay.start();
+      cleanups.push(() => relay.stop());
+      const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 18, settleMs: 300 });
+      await relay.stop();
+
+      assert.equal(messages.length, 18);
+      const byKey = sequencesByKey(messages);
+      for (const o of orders) assert.deepEqual(byKey.get(o), range(6), `order ${o} in order`);
+      for (const m of messages) {
+        const event = decodeOrderEvent(m.value!);
+        assert.equal(m.headers[EVENT_HEADERS.eventId], event.eventId);
+        assert.equal(m.headers[EVENT_HEADERS.eventType], 'write-off.recorded');
+        assert.equal(m.headers[EVENT_HEADERS.schemaVersion], '1');
+        assert.equal(m.headers[EVENT_HEADERS.contentType], ORDER_EVENT_CONTENT_TYPE);
+        assert.equal(event.orderId, m.key);
+        assert.equal(eventIds.get(m.key!)![seqOf(m) - 1], event.eventId);
+      }
+      assert.equal(await pendingCount(db), 0);
+      const rows = await db.read((em) => em.find(OutboxEventEntity));
+      assert.ok(rows.every((r) => r.status === 'published' && r.publishedAt !== null && r.leaseOwner === null));
+    });
+  }
+
+  it('keeps events pending while the broker is unreachable and delivers all once it is back (mysql)', async () => {
+    const { db } = await database('mysql');
+    const port = await freePort(); // nothing listens here yet: the broker is "down"
+    const topicPrefix = prefix();
+    await appendFlow(db, 'o_down_1', 4);
+    await appendFlow(db, 'o_down_2', 3);
+    const failures: number[] = [];
+    const relay = new OutboxRelay({
+      db,
+      publisher: publisher([`127.0.0.1:${port}`]),
+      topicPrefix,
+      pollIntervalMs: 20,
+      backoffInitialMs: 50,
+      backoffMaxMs: 300,
+      onPublishFailed: (n) => failures.push(n),
+    });
+    relay.start();
+    cleanups.push(() => relay.stop());
+    await waitFor('two failed publishes', async () => failures.length >= 2);
+    assert.equal(await pendingCount(db), 7, 'nothing marked published while the broker is down');
+    const attempts = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
+    assert.ok(attempts.every((r) => r.attempts >= 1), 'each failure was counted on the rows');
+
+    // More business happens during the outage.
+    await appendFlow(db, 'o_down_3', 2);
+    const forwarder = await startForwarder(port, brokers[0]!); // the broker comes back at the same address
+    cleanups.push(() => forwarder.close());
+    await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
+    await relay.stop();
+
+    const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 9, settleMs: 300 });
+    const byKey = sequencesByKey(messages);
+    assert.deepEqual(byKey.get('o_down_1'), range(4));
+    assert.deepEqual(byKey.get('o_down_2'), range(3));
+    assert.deepEqual(byKey.get('o_down_3'), range(2));
+  });
+
+  it('runs as two relays on one MariaDB without duplicates, keeping each order in order (mysql)', async () => {
+    const { db, reopen } = await database('mysql');
+    const other = await reopen({ runMigrations: false }); // the second replica has its own pool
+    cleanups.push(() => other.close());
+    const topicPrefix = prefix();
+    const published = [0, 0];
+    const relays = [db, other].map(
+      (d, i) => new OutboxRelay({ db: d, publisher: publisher(), topicPrefix, batchSize: 3, pollIntervalMs: 5, onPublished: (n) => (published[i]! += n) }),
+    );
+    for (const r of relays) {
+      r.start();
+      cleanups.push(() => r.stop());
+    }
+    const orders = ['o_r1', 'o_r2', 'o_r3', 'o_r4'];
+    // Events are appended while both relays are claiming.
+    await Promise.all(orders.map((o, i) => appendFlow(i % 2 === 0 ? db : other, o, 12)));
+    await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
+    await Promise.all(relays.map((r) => r.stop()));
+
+    const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 48, settleMs: 1_000 });
+    assert.equal(messages.length, 48, 'no duplicates');
+    assert.equal(new Set(messages.map((m) => m.headers[EVENT_HEADERS.eventId])).size, 48);
+    const byKey = sequencesByKey(messages);
+    for (const o of orders) assert.deepEqual(byKey.get(o), range(12), `order ${o} in order`);
+    assert.equal(published[0]! + published[1]!, 48);
+    assert.ok(published[0]! > 0 && published[1]! > 0, `both relays did work (${published.join('/')})`);
+  });
+
+  it("does not publish past an order's earlier event that someone else holds (mysql)", async () => {
+    const { db } = await database('mysql');
+    await appendFlow(db, 'o_held', 3);
+    await appendFlow(db, 'o_free', 2);
+    const first = await db.read((em) => em.findOneOrFail(OutboxEventEntity, { where: { orderId: 'o_held' }, order: { id: 'ASC' } }));
+    // Another relay holds the first event of o_held under a live lease.
+    await db.transaction((em) => em.update(OutboxEventEntity, { id: first.id }, { leaseOwner: 'relay:elsewhere', leaseUntil: Date.now() + 60_000 }));
+    const topicPrefix = prefix();
+    const relay = new OutboxRelay({ db, publisher: publisher(), topicPrefix });
+    const round = await relay.relayOnce();
+    assert.deepEqual(round, { claimed: 2, published: 2, failed: 0 });
+    const held = await db.read((em) => listOrderEvents(em, 'o_held'));
+    assert.deepEqual(held.map((e) => e.status), ['pending', 'pending', 'pending']);
+
+    // The other relay's lease expires (it crashed): the whole order goes out, in order.
+    await db.transaction((em) => em.update(OutboxEventEntity, { id: first.id }, { leaseUntil: Date.now() - 1 }));
+    assert.deepEqual(await relay.relayOnce(), { claimed: 3, published: 3, failed: 0 });
+    const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 5, settleMs: 300 });
+    const byKey = sequencesByKey(messages);
+    assert.deepEqual(byKey.get('o_held'), [1, 2, 3]);
+    assert.deepEqual(byKey.get('o_free'), [1, 2]);
+  });
+
+  it('purges published events older than the retention, in batches, and never pending ones (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    let now = 1_767_225_600_000;
+    const clock = { now: () => now };
+    for (let i = 0; i < 7; i++) {
+      await db.transaction((em) => appendEvent(em, { orderId: `o_p${i}`, type: 'order.expired', payload: { expiredQuantity: 1 } }, clock));
+    }
+    const rows = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
+    // Five were published long ago, one just now, one never.
+    await db.transaction(async (em) => {
+      for (const r of rows.slice(0, 5)) await em.update(OutboxEventEntity, { id: r.id }, { status: 'published', publishedAt: now - 10 * 86_400_000 });
+      await em.update(OutboxEventEntity, { id: rows[5]!.id }, { status: 'published', publishedAt: now - 1_000 });
+    });
+    const relay = new OutboxRelay({ db, publisher: publisher(), clock, retentionMs: 7 * 86_400_000, purgeBatchSize: 2 });
+    assert.equal(await relay.purgeOnce(), 5);
+    const left = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
+    assert.deepEqual(left.map((r) => r.id), [rows[5]!.id, rows[6]!.id]);
+    now += 8 * 86_400_000;
+    assert.equal(await relay.purgeOnce(), 1);
+    assert.deepEqual((await db.read((em) => em.find(OutboxEventEntity))).map((r) => r.status), ['pending']);
+  });
+});
