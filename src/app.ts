@@ -14,7 +14,14 @@ import { registerSpineMetrics } from './observability/spine-metrics';
 import { openDatabase, type Database } from './persistence/database';
 import { OrderRepository } from './persistence/order-repository';
 import { GrpcServer } from './grpc/grpc-server';
+import { CallerAuthenticator, ServiceTokenError } from './grpc/caller-auth';
 import { orderServiceHandlers } from './grpc/order-service';
+import { OrderWatch } from './grpc/order-watch';
+import { withStateChecks } from './state-mapping/callback-states';
+import { raiseUnknownSupplierState } from './state-mapping/unmapped-states';
+import { Reconciler } from './reconciliation/reconciler';
+import { reconciliationServiceHandlers } from './reconciliation/reconciliation-admin-service';
+import { ReconciliationServiceService } from './gen/ticketgateway/admin/v1/reconciliation';
 import { RefundService } from './refunds/refund-service';
 import { registerRefundWork } from './refunds/refund-work';
 import { onRefundAudit } from './refunds/refund-audit';
@@ -71,6 +78,20 @@ export function resolvePersonalDataKey(config: GatewayConfig): string {
   return key;
 }
 
+/** Service tokens for internal gRPC callers; none configured leaves those APIs open, loudly. */
+function callerAuthenticator(config: GatewayConfig, log: Logger): CallerAuthenticator {
+  let auth: CallerAuthenticator;
+  try {
+    auth = CallerAuthenticator.fromConfig(config);
+  } catch (err) {
+    if (err instanceof ServiceTokenError) throw new ConfigError(err.key, err.message);
+    throw err;
+  }
+  if (auth.enabled) log.info({ callers: auth.callerNames }, 'internal gRPC callers authenticate with service tokens');
+  else log.warn('SERVICE_TOKENS is not set: internal gRPC APIs (orders, admin) accept unauthenticated callers');
+  return auth;
+}
+
 /** The reliable spine every module uses: breakers per upstream, the durable work runner, the outbox relay. */
 export interface GatewaySpine {
   readonly breakers: BreakerRegistry;
@@ -95,6 +116,9 @@ function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Log
     clock,
     concurrency: config.WORK_CONCURRENCY,
     maxAttempts: config.WORK_MAX_ATTEMPTS,
+    backoffBaseMs: config.WORK_BACKOFF_BASE_MS,
+    backoffMaxMs: config.WORK_BACKOFF_MAX_MS,
+    leaseMs: config.WORK_LEASE_MS,
     logger: log.child({ component: 'work' }),
     onOutcome: spineMetrics.workAttempt,
   });
@@ -112,6 +136,7 @@ function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Log
     clock,
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
     retentionMs: config.OUTBOX_RETENTION_MS,
+    batchSize: config.OUTBOX_BATCH_SIZE,
     logger: log.child({ component: 'outbox' }),
     onPublished: spineMetrics.outboxPublished,
     onPublishFailed: (count) => spineMetrics.outboxPublishFailed(count),
@@ -121,6 +146,8 @@ function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Log
 
 export class Gateway {
   private ready = false;
+  /** Stopped first at shutdown (before the servers): order watchers, the reconciliation job. */
+  private readonly stopHooks: Array<() => void | Promise<void>> = [];
 
   private constructor(
     readonly config: GatewayConfig,
@@ -156,7 +183,7 @@ export class Gateway {
     const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DATABASE_POOL_SIZE, logger: log });
     const orders = new OrderRepository(db);
 
-    const grpc = new GrpcServer(log, metrics);
+    const grpc = new GrpcServer(log, metrics, callerAuthenticator(config, log));
 
     const spine = createSpine(config, db, clock, log, grpc, metrics);
     grpc.addService(WorkAdminServiceService, workAdminServiceHandlers({ db, clock }));
@@ -196,18 +223,22 @@ export class Gateway {
     // Refunds and expiry (issue 7): OrderService (with GetRefundable/CancelOrder), supplier refund/audit/validity
     // work, refund-audit callbacks, and the expiry sweep.
     const refunds = new RefundService({ db, clock, products, log: log.child({ component: 'refunds' }) });
-    grpc.addService(OrderServiceService, orderServiceHandlers({ orders, clock, refunds }));
+    const orderWatch = new OrderWatch(db);
+    grpc.addService(OrderServiceService, orderServiceHandlers({ orders, clock, refunds, watch: orderWatch }));
+    // Outside states (issue 7): unknown ones are raised for operators wherever they are read.
+    const unmappedStates = { clock, counter: metrics.unmappedOutsideStates };
     registerRefundWork(spine.workRunner, {
       suppliers,
       products,
       settings: { auditTimeoutMs: config.REFUND_AUDIT_TIMEOUT_MS, pollBaseMs: config.REFUND_AUDIT_POLL_BASE_MS, pollMaxMs: config.REFUND_AUDIT_POLL_MAX_MS },
       log: log.child({ component: 'refunds' }),
+      onUnknownState: (em, err, orderId) => raiseUnknownSupplierState(em, err, orderId, unmappedStates),
     });
-    callbackSinks.register({
+    callbackSinks.register(withStateChecks({
       onRefundAudit: async (em, cb, d) => {
         await onRefundAudit(em, cb, { clock: d.clock, log: d.log });
       },
-    });
+    }, unmappedStates));
     const expiry = new ExpiryScheduler({
       db,
       clock,
@@ -226,16 +257,29 @@ export class Gateway {
       devices,
       clock,
       onDecided: (result, method) => metrics.gateAdmissions.inc({ result, method }),
-    }));
+    }), { callers: 'self-authenticated' });
     registerWriteOffWork(spine.workRunner, {
       top: taobao.top instanceof TopClient ? taobao.top : new WriteOffTopSandbox(log.child({ component: 'gates' })),
       ambiguousLimit: config.GATE_CONSUME_AMBIGUOUS_LIMIT,
       notFoundLimit: config.GATE_REVERSE_NOT_FOUND_LIMIT,
       products,
     });
-    callbackSinks.register({
+    callbackSinks.register(withStateChecks({
       onAdmission: (em, cb, d) => onSupplierAdmission(em, cb, { instanceCode: d.instanceCode, clock: d.clock, receivedAt: d.receivedAt }),
+    }, unmappedStates));
+
+    // Reconciliation (issue 7): ledger vs supplier queryOrder and Taobao codes.get, on a timer and by admin RPC.
+    const reconciler = new Reconciler({
+      db,
+      clock,
+      suppliers,
+      taobao: taobao.top instanceof TopClient ? taobao.top : undefined,
+      metrics,
+      log: log.child({ component: 'reconciliation' }),
+      batchSize: config.RECONCILIATION_BATCH_SIZE,
+      lookbackMs: config.RECONCILIATION_LOOKBACK_MS,
     });
+    grpc.addService(ReconciliationServiceService, reconciliationServiceHandlers({ db, reconciler }));
 
     // ---- end of modules ----
 
@@ -262,6 +306,8 @@ export class Gateway {
       await db.close();
       throw err;
     }
+    gateway.stopHooks.push(() => orderWatch.close(), () => reconciler.stop());
+    reconciler.start(config.RECONCILIATION_INTERVAL_MS);
     spine.workRunner.start();
     expiry.start();
     gateway.ready = true;
@@ -273,6 +319,7 @@ export class Gateway {
   async stop(): Promise<void> {
     this.ready = false;
     const grace = this.config.SHUTDOWN_GRACE_MS;
+    for (const hook of this.stopHooks) await hook();
     await Promise.all([this.grpc.close(grace), this.http.close(grace), this.expiry.stop()]);
     // In-flight outside calls finish (or their leases expire and another replica takes them over).
     await Promise.all([this.spine.workRunner.stop(grace), this.spine.relay?.stop()]);

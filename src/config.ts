@@ -56,9 +56,15 @@ export const configSchema = z.object({
   REFUND_AUDIT_POLL_MAX_MS: positiveInt.default(3_600_000),
   EXPIRY_SWEEP_INTERVAL_MS: positiveInt.max(24 * 3_600_000).default(60_000),
   EXPIRY_SWEEP_BATCH_SIZE: positiveInt.max(10_000).default(100),
-  WORK_CONCURRENCY: positiveInt.max(256).default(4),
+  WORK_CONCURRENCY: positiveInt.max(256).default(16),
   WORK_MAX_ATTEMPTS: positiveInt.max(1000).default(10),
+  /** Retry delay of durable work: base * 2^(attempt-1), capped at the max (with jitter). */
+  WORK_BACKOFF_BASE_MS: positiveInt.max(3_600_000).default(1_000),
+  WORK_BACKOFF_MAX_MS: positiveInt.max(24 * 3_600_000).default(10 * 60_000),
+  /** How long a claimed work item is ours; a crashed replica's items are taken over after this. Must exceed the longest call. */
+  WORK_LEASE_MS: positiveInt.max(3_600_000).default(60_000),
   OUTBOX_RETENTION_MS: positiveInt.default(7 * 24 * 3_600_000),
+  OUTBOX_BATCH_SIZE: positiveInt.max(5000).default(500),
   // Taobao channel (issue 3). No TOP URL: TOP calls go to the built-in, logged TOP sandbox (src/taobao/top-sandbox.ts).
   TAOBAO_TOP_URL: z.string().trim().url().optional(),
   TAOBAO_APP_KEY: z.string().trim().min(1).optional(),
@@ -69,6 +75,16 @@ export const configSchema = z.object({
   /** The notice key (通知验证密钥). Unset: the documented dev key, with a loud warning at start-up. */
   TAOBAO_NOTICE_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
   TAOBAO_NOTICE_MAX_AGE_MS: positiveInt.max(7 * 24 * 3600_000).default(24 * 3600_000),
+  // Caller authentication (issue 7). Neither set: internal gRPC APIs are open (a warning at start-up).
+  /** "name:sha256hex,..." — each internal service's name and the SHA-256 (hex) of its bearer token. */
+  SERVICE_TOKENS: z.string().trim().min(1).optional(),
+  /** JSON file { "name": "sha256hex" }, merged with SERVICE_TOKENS. */
+  SERVICE_TOKENS_FILE: z.string().trim().min(1).optional(),
+  // Reconciliation (issue 7). 0 turns the scheduled job off (the admin RPC still works).
+  RECONCILIATION_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 24 * 3_600_000).default(3_600_000),
+  RECONCILIATION_BATCH_SIZE: positiveInt.max(1000).default(50),
+  /** Orders whose validity ended longer ago than this are no longer reconciled. */
+  RECONCILIATION_LOOKBACK_MS: positiveInt.default(30 * 24 * 3_600_000),
   // Gates (issue 6).
   /** How long a gate device is cached for authentication; a revocation on another replica takes this long at most. */
   GATE_DEVICE_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1000),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, configSchema, loadConfig } from '../src/config';
 import { resolvePersonalDataKey } from '../src/app';
 
 test('defaults give the embedded mode: no database URL, no brokers, documented ports', () => {
@@ -76,4 +76,13 @@ test('personal-data key: created once under DATA_DIR in embedded mode, required 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('every configuration key is documented in the README table', () => {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  // A row's first cell may name several keys (`GRPC_HOST` / `GRPC_PORT`).
+  const firstCells = [...readme.matchAll(/^\|([^|\n]+)\|/gm)].map((m) => m[1]!);
+  const documented = new Set(firstCells.flatMap((cell) => [...cell.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!)));
+  const missing = Object.keys(configSchema.shape).filter((k) => !documented.has(k));
+  assert.deepEqual(missing, [], `keys missing from the README configuration table: ${missing.join(', ')}`);
 });

@@ -22,7 +22,10 @@ import {
   type ListOrdersRequest,
   type ListOrdersResponse,
   type Order,
+  type WatchOrderRequest,
+  type WatchOrderResponse,
 } from '../gen/ticketgateway/orders/v1/orders';
+import { TooManyWatchersError, type OrderWatch } from './order-watch';
 import { InvalidPageTokenError, type OrderRepository, type OrderView } from '../persistence/order-repository';
 import { GrpcFault } from './grpc-errors';
 
@@ -125,8 +128,27 @@ function refundsOf(deps: { refunds?: RefundService }): RefundService {
   return deps.refunds;
 }
 
-export function orderServiceHandlers(deps: { orders: OrderRepository; clock: Clock; refunds?: RefundService }) {
+export function orderServiceHandlers(deps: { orders: OrderRepository; clock: Clock; refunds?: RefundService; watch?: OrderWatch }) {
   return {
+    async *watchOrder(req: WatchOrderRequest, _ctx: unknown, call: { cancelled: boolean; once(event: 'cancelled', cb: () => void): unknown }): AsyncGenerator<WatchOrderResponse> {
+      const orderId = requiredId('order_id', req.orderId);
+      const after = Number(req.afterSequence || '0');
+      if (!Number.isSafeInteger(after) || after < 0) throw GrpcFault.invalidArgument('after_sequence', 'must be a sequence received earlier, or 0');
+      if (!deps.watch) throw new GrpcFault(status.UNIMPLEMENTED, 'order watching is not configured on this gateway', 'WATCH_NOT_CONFIGURED');
+      if (!(await deps.orders.findById(orderId))) throw GrpcFault.notFound('order', orderId);
+      const cancelled = new AbortController();
+      call.once('cancelled', () => cancelled.abort());
+      if (call.cancelled) return;
+      let events: AsyncIterable<{ sequence: number; event: WatchOrderResponse['event'] }>;
+      try {
+        events = deps.watch.watch(orderId, after, cancelled.signal);
+      } catch (err) {
+        if (err instanceof TooManyWatchersError) throw new GrpcFault(status.RESOURCE_EXHAUSTED, err.message, 'TOO_MANY_WATCHERS');
+        throw err;
+      }
+      for await (const e of events) yield { sequence: String(e.sequence), event: e.event };
+    },
+
     async getRefundable(req: GetRefundableRequest): Promise<GetRefundableResponse> {
       const orderId = requiredId('order_id', req.orderId);
       const view = await refundsOf(deps).getRefundable(orderId);

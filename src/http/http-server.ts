@@ -68,8 +68,18 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway');
+    } catch {
+      // Node's parser takes targets such as `http://[` that the URL parser refuses; a throw here would be an
+      // unhandled rejection, which ends the process.
+      this.metrics.httpRequests.inc({ route: 'unmatched', code: '400' });
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      res.end(JSON.stringify({ error: 'malformed request target' }));
+      return;
+    }
     this.inFlight++;
-    const url = new URL(req.url ?? '/', 'http://gateway');
     const method = (req.method ?? 'GET').toUpperCase();
     const headerId = req.headers['x-request-id'];
     const requestId = typeof headerId === 'string' && /^[\w.:-]{1,64}$/.test(headerId) ? headerId : randomUUID();

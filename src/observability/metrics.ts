@@ -63,6 +63,22 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Outside states the state table (src/state-mapping) does not know; each is also an operator exception. */
+  readonly unmappedOutsideStates = new Counter({
+    name: 'unmapped_outside_states_total',
+    help: 'Outside (Taobao, Alipay, supplier) states seen that the state mapping table does not know, by system.',
+    labelNames: ['system'] as const,
+    registers: [this.registry],
+  });
+
+  /** Differences found by reconciliation between our ledger and the supplier's or Taobao's view, by kind. */
+  readonly reconciliationDrift = new Counter({
+    name: 'reconciliation_drift_total',
+    help: 'Drifts found by reconciliation, by kind (healed ones included).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

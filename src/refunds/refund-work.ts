@@ -38,6 +38,8 @@ export interface RefundWorkDeps {
   readonly products?: ProductDirectory;
   readonly settings?: Partial<RefundAuditSettings>;
   readonly log?: RefundLog;
+  /** A supplier state the mapping does not know (the item parks): raised for operators (src/state-mapping). */
+  readonly onUnknownState?: (em: EntityManager, err: UnknownSupplierStateError, orderId: string) => Promise<unknown>;
 }
 
 /** Payload of a poll / audit-timeout watch item. */
@@ -129,6 +131,11 @@ async function scheduleFollowUp(
 export function refundWorkHandlers(deps: RefundWorkDeps) {
   const settings: RefundAuditSettings = { ...DEFAULT_REFUND_AUDIT_SETTINGS, ...deps.settings };
 
+  async function faultOutcome(ctx: WorkContext<unknown>, err: unknown, orderId: string): Promise<WorkOutcome> {
+    if (err instanceof UnknownSupplierStateError && deps.onUnknownState) await ctx.db.transaction((em) => deps.onUnknownState!(em, err, orderId));
+    return outcomeOfFault(err);
+  }
+
   async function requestRefund(ctx: WorkContext<{ refundId: string }>): Promise<WorkOutcome> {
     const { refundId } = ctx.payload;
     const loaded = await loadRefund(ctx.db, refundId);
@@ -147,7 +154,7 @@ export function refundWorkHandlers(deps: RefundWorkDeps) {
         { signal: ctx.signal },
       );
     } catch (err) {
-      return outcomeOfFault(err);
+      return faultOutcome(ctx, err, order.id);
     }
 
     if (result.kind === 'pending_audit') {
@@ -190,7 +197,7 @@ export function refundWorkHandlers(deps: RefundWorkDeps) {
       try {
         audit = await adapter.queryRefundAudit(supplierRef(order), refund.supplierBatchNo, { signal: ctx.signal });
       } catch (err) {
-        return outcomeOfFault(err);
+        return faultOutcome(ctx, err, order.id);
       }
       if (audit.kind !== 'pending') {
         const decision = audit.kind === 'approved' ? { kind: 'approved' as const, quantity: audit.quantity } : { kind: 'rejected' as const, reason: audit.reason };
@@ -246,7 +253,7 @@ export function refundWorkHandlers(deps: RefundWorkDeps) {
       // Always the order's current window: a later extension supersedes this item's.
       await adapter.changeValidity(supplierRef(order), window, { signal: ctx.signal });
     } catch (err) {
-      return outcomeOfFault(err);
+      return faultOutcome(ctx, err, order.id);
     }
     deps.log?.info({ orderId: order.id }, 'validity synced to supplier');
     return { outcome: 'done' };

@@ -435,12 +435,32 @@ const MOBILE = /^\+?\d{6,20}$/;
 const MASKED_MOBILE = /^[\d*]{6,20}$/;
 const YUAN = /^(0|[1-9]\d{0,11})(?:\.(\d{1,2}))?$/;
 
+/**
+ * The longest value each stored field may have: the order row's column sizes (OrderEntity). A longer value is a
+ * clear 400 naming the field - MariaDB would refuse the row (a 500, so Taobao retries forever) and SQLite would
+ * keep what MariaDB cannot.
+ */
+const MAX_LENGTH: Readonly<Record<string, number>> = {
+  token: 64,
+  num_iid: 32,
+  outer_iid: 64,
+  sub_outer_iid: 64,
+  item_title: 255,
+  sku_properties: 500,
+  taobao_sid: 32,
+  seller_nick: 64,
+  mobile: 20,
+  encrypt_mobile: 20,
+};
+
 class FieldReader {
   constructor(private readonly params: Readonly<Record<string, string>>) {}
 
   optional(name: string, pattern?: RegExp, expected = ''): string | undefined {
     const v = this.params[name];
     if (v === undefined || v === '') return undefined;
+    const max = MAX_LENGTH[name];
+    if (max !== undefined && v.length > max) throw new FieldProblem('INVALID_FIELD', name, `at most ${max} characters`);
     if (pattern && !pattern.test(v)) throw new FieldProblem('INVALID_FIELD', name, expected);
     return v;
   }

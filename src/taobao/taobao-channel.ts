@@ -16,6 +16,7 @@ import type { WorkRunner } from '../work/work-runner';
 import { NoticeIntake } from './notice-intake';
 import { taobaoNoticeRoutes } from './notice-routes';
 import { registerTaobaoWork } from './taobao-work';
+import { TopClient } from './top-client';
 import { createTaobaoTop, noticeKeyFrom, type TaobaoTop } from './top-sandbox';
 
 export interface TaobaoChannelDeps {
@@ -65,6 +66,9 @@ export class TaobaoChannel {
     const { products, suppliers, protector, log } = this.deps;
     runner.register(TAOBAO_FLOW_WORK.placeOrder, placeOrderHandler({ products, suppliers, protector, log, unmappedProductAttempts: this.deps.unmappedProductAttempts }));
     runner.register(TAOBAO_FLOW_WORK.supplierResend, supplierResendHandler({ suppliers, protector, log }));
-    registerTaobaoWork(runner, { top: this.top, log });
+    // QR images need qrcode.upload, which only the real TOP client makes (the sandbox only logs).
+    const top = this.top;
+    const qr = top instanceof TopClient ? { suppliers, upload: (bytes: Uint8Array, name: string) => top.qrcodeUpload(bytes, name) } : undefined;
+    registerTaobaoWork(runner, { top, log, qr });
   }
 }

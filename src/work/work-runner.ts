@@ -25,7 +25,12 @@ import { equalJitterBackoff, InterruptibleSleep } from '../support/backoff';
 
 /** What a handler decided. Errors are stored and shown to operators: no personal data in them. */
 export type WorkOutcome =
-  | { readonly outcome: 'done' }
+  /**
+   * `record`: the result's own rows (an event, a state change), written in the same transaction that marks the
+   * item done and only if the lease is still ours - so a crash between the two can never re-run the call and
+   * record its result a second time.
+   */
+  | { readonly outcome: 'done'; readonly record?: (em: EntityManager) => Promise<void> }
   /** Transient: try again later. `ambiguous`: the outside party may have acted (a timeout after sending). */
   | { readonly outcome: 'retry'; readonly error: string; readonly ambiguous?: boolean }
   /** Terminal: retrying cannot help (a business refusal, a malformed request); an operator must look. */
@@ -279,7 +284,9 @@ export class WorkRunner {
       }
       if (outcome.outcome === 'done') {
         const r = await em.update(WorkItemEntity, mine, { ...release, status: 'done', lastError: null });
-        return (r.affected ?? 0) > 0;
+        if ((r.affected ?? 0) === 0) return false;
+        await outcome.record?.(em);
+        return true;
       }
       const error = safeErrorText(outcome.error);
       if (outcome.outcome === 'retry' && this.opts.breakers && this.opts.breakers.state(ref.upstream) !== 'closed') {

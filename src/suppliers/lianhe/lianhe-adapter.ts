@@ -84,7 +84,8 @@ export class LianheAdapter implements SupplierAdapter {
     checkRecords: false,
   };
   private readonly config: z.output<typeof lianheConfigSchema>;
-  private readonly statuses: LianheStatusMapping;
+  /** This instance's orderStatus table (default + config); read by the state mapping for callbacks. */
+  readonly statuses: LianheStatusMapping;
 
   constructor(
     config: LianheConfig,

@@ -43,6 +43,11 @@ export class LianheStatusMapping {
     this.orderStatus = table;
   }
 
+  /** The whole table (default + config), for the state mapping and listings. */
+  codes(): Record<string, NeutralSupplierStatus> {
+    return Object.fromEntries(this.orderStatus);
+  }
+
   /** The neutral status, or undefined when the table does not know the code. */
   lookup(orderStatus: string): NeutralSupplierStatus | undefined {
     return this.orderStatus.get(orderStatus);

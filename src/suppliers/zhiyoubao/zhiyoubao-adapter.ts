@@ -29,6 +29,7 @@ import {
   requireCapability,
 } from '../supplier-adapter';
 import { SupplierCallError, SupplierConfigError, UnknownSupplierStateError, maskPersonalData } from '../supplier-errors';
+import { stateTable } from '../../state-mapping/state-table';
 import { fenToYuan, postToSupplier } from '../supplier-http';
 import {
   type PwbResponse,
@@ -70,8 +71,8 @@ const CODE_EXISTS_OR_PENDING = 6;
 const SUCCESS_REPLY: CallbackReply = { status: 200, contentType: 'text/plain; charset=utf-8', body: 'success' };
 const FAILURE_REPLY: CallbackReply = { status: 200, contentType: 'text/plain; charset=utf-8', body: 'failure' };
 
-/** checkStatus values of CHECK_STATUS_QUERY_RES. */
-const CHECK_STATUSES = new Set(['un_check', 'checking', 'checked']);
+/** checkStatus values of CHECK_STATUS_QUERY_RES: those the state mapping table knows (src/state-mapping). */
+const CHECK_STATUSES = new Set(stateTable.values('zhiyoubao', 'checkStatus'));
 
 export class ZhiyoubaoAdapter implements SupplierAdapter {
   readonly code = ZHIYOUBAO;

@@ -41,7 +41,8 @@ export interface SimRequest {
 export interface SimReply {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /** Text, or bytes (an image). */
+  readonly body: string | Buffer;
 }
 
 export interface RunningServer {

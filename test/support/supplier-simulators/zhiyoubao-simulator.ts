@@ -51,6 +51,9 @@ export interface ZhiyoubaoSimOrder {
   readonly returnsByThirdCode: Map<string, string>;
 }
 
+/** A 1x1 PNG: the QR image the simulator serves. */
+export const QR_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+
 const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex');
 
 const xml = new XMLParser({ processEntities: true, htmlEntities: false, parseTagValue: false, ignoreDeclaration: true, isArray: (n) => n === 'ticketOrder' || n === 'credential' });
@@ -68,6 +71,9 @@ export class ZhiyoubaoSimulator {
   /** Transaction names received with a valid signature, in order. */
   readonly transactions: string[] = [];
   badSignatures = 0;
+  /** GETs of QR images, and how many of the next ones answer 503. */
+  imageRequests = 0;
+  imageFailures = 0;
   /** Sign refund audit callbacks with the `orderCode=` prefix (the S29 variant). */
   prefixedRefundAuditSign = false;
   private server?: RunningServer;
@@ -167,6 +173,17 @@ export class ZhiyoubaoSimulator {
   // --- server ---
 
   private handle(req: SimRequest): SimReply {
+    // The QR image QUERY_IMG_URL_REQ points at (one per order, named after its assistCheckNo).
+    const img = /^\/img\/([^/]+)\.png$/.exec(req.url.pathname);
+    if (req.method === 'GET' && img) {
+      this.imageRequests++;
+      if (this.imageFailures > 0) {
+        this.imageFailures--;
+        return { status: 503, contentType: 'text/plain', body: 'image service busy' };
+      }
+      const known = [...this.orders.values()].some((o) => o.assistCheckNo === img[1]);
+      return known ? { status: 200, contentType: 'image/png', body: QR_PNG } : { status: 404, contentType: 'text/plain', body: 'not found' };
+    }
     if (req.method !== 'POST' || req.url.pathname !== '/boss/service/code.htm') return { status: 404, contentType: 'text/plain', body: 'not found' };
     const form = new URLSearchParams(req.body.toString('utf8'));
     const xmlMsg = form.get('xmlMsg') ?? '';
