@@ -435,12 +435,7 @@ export class AdmissionDesk {
       );
       if (moved.affected !== 1) return no('ALREADY_REVERSED');
       await saveOrderSnapshot(em, loaded, next.value, now);
-      await em
-        .createQueryBuilder()
-        .update(VoucherEntity)
-        .set({ remaining: () => `remaining + ${Number(w.count)}` })
-        .where('id = :id', { id: w.voucherId })
-        .execute();
+      await restoreVoucherUnits(em, w.voucherId, w.count);
       await appendEvent(em, { orderId: w.orderId, type: 'write-off.reversed', payload: { writeOffId: w.id, quantity: w.count, reason: reason || 'reversed at the gate' } }, this.clock);
       await enqueueWork(
         em,
@@ -618,4 +613,14 @@ export async function onSupplierAdmission(em: EntityManager, cb: SupplierAdmissi
       deps.clock,
     );
   }
+}
+
+/** Puts units of an undone admission back on its voucher (the order's ledger is restored by the domain). */
+export async function restoreVoucherUnits(em: EntityManager, voucherId: number, count: number): Promise<void> {
+  await em
+    .createQueryBuilder()
+    .update(VoucherEntity)
+    .set({ remaining: () => `remaining + ${Number(count)}` })
+    .where('id = :id', { id: voucherId })
+    .execute();
 }

@@ -22,7 +22,7 @@ import { TopRequestError } from '../taobao/top-client';
 import { enqueueWork } from '../work/work-queue';
 import type { WorkContext, WorkHandler, WorkOutcome } from '../work/work-runner';
 import { undoAdmission } from '../domain/order';
-import { GATE_EXCEPTIONS, GATE_WORK, raiseException, TAOBAO_UPSTREAM } from './admission-desk';
+import { GATE_EXCEPTIONS, GATE_WORK, raiseException, restoreVoucherUnits, TAOBAO_UPSTREAM } from './admission-desk';
 import { GateDeviceEntity } from './gate-device.entity';
 
 export type TopWriteOffClient = Pick<TopClient, 'consume' | 'reverse'>;
@@ -89,12 +89,7 @@ async function restoreUnits(
   if (!next.ok) throw new Error(`write-off ${w.id} cannot be undone on its order: ${next.reason}`);
   await em.update(WriteOffEntity, { id: w.id, state: current.state }, { state: to, reversedAt: now, reverseReason: reason.slice(0, 255) });
   await saveOrderSnapshot(em, loaded, next.value, now);
-  await em
-    .createQueryBuilder()
-    .update(VoucherEntity)
-    .set({ remaining: () => `remaining + ${Number(w.count)}` })
-    .where('id = :id', { id: w.voucherId })
-    .execute();
+  await restoreVoucherUnits(em, w.voucherId, w.count);
   if (to === 'failed') {
     await appendEvent(em, { orderId: w.orderId, type: 'write-off.failed', payload: { writeOffId: w.id, reason } }, clock);
   } else {
