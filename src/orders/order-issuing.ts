@@ -55,9 +55,6 @@ export type SendIntakeResult =
 
 /** Creates the order (RECEIVED, every unit available but nothing usable until issued) and queues its placement. */
 export async function acceptSendNotice(em: EntityManager, notice: SendNotice, deps: SendIntakeDeps): Promise<SendIntakeResult> {
-  const existing = await em.findOne(OrderEntity, { where: { taobaoOrderId: notice.orderId }, select: { id: true } });
-  if (existing) return { kind: 'existing', orderId: existing.id };
-
   const now = deps.clock.now();
   const validity = validityOf(notice);
   const created = newOrder(notice.num, validity);
@@ -93,6 +90,7 @@ export async function acceptSendNotice(em: EntityManager, notice: SendNotice, de
       em,
     );
   } catch (err) {
+    // Not looked up first: a held order is rare (a repeated send under another dedup key), and the unique index finds it.
     if (err instanceof DuplicateOrderError) {
       const again = await em.findOne(OrderEntity, { where: { taobaoOrderId: notice.orderId }, select: { id: true } });
       if (again) return { kind: 'existing', orderId: again.id };

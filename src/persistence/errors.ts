@@ -45,12 +45,12 @@ export class DuplicateOrderError extends Error {
 /** True when a statement failed on a unique index or primary key, on either driver. */
 export function isUniqueViolation(err: unknown): boolean {
   if (!(err instanceof QueryFailedError)) return false;
-  const driverError = (err as QueryFailedError & { driverError?: { code?: unknown; errno?: unknown } }).driverError;
-  const code = driverError?.code;
-  return (
-    code === 'ER_DUP_ENTRY' ||
-    driverError?.errno === 1062 ||
-    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-    code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-  );
+  return isDuplicateKeyDriverError((err as QueryFailedError & { driverError?: unknown }).driverError);
+}
+
+/** The driver's own error (mysql2 or better-sqlite3) for a unique or primary key violation. */
+export function isDuplicateKeyDriverError(driverError: unknown): boolean {
+  const e = driverError as { code?: unknown; errno?: unknown } | null | undefined;
+  const code = e?.code;
+  return code === 'ER_DUP_ENTRY' || e?.errno === 1062 || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }

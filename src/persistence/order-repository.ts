@@ -147,10 +147,10 @@ export class OrderRepository {
         }
         throw err;
       }
-      if (voucherRows.length > 0) await m.insert(VoucherEntity, voucherRows);
-      const stored = await loadView(m, { id: row.id });
-      if (!stored) throw new Error(`order ${row.id} vanished right after insert`);
-      return stored;
+      if (voucherRows.length === 0) return toView(row, []);
+      await m.insert(VoucherEntity, voucherRows);
+      // The voucher ids are the database's; the order itself is exactly the row we wrote.
+      return toView(row, (await vouchersOf(m, [row.id])).get(row.id) ?? []);
     };
     return em ? work(em) : this.db.transaction(work);
   }

@@ -90,26 +90,28 @@ export class NoticeIntake {
     const upstream = notice.method === 'send' ? await this.placeUpstream(notice.outerIid, notice.subOuterIid) : undefined;
 
     try {
-      const outcome = await this.deps.db.transaction(async (em) => {
-        const stored = await em.findOne(InboundMessageEntity, { where: { source: TAOBAO_SOURCE, dedupKey: key } });
-        if (stored) return { duplicate: true as const, status: stored.responseStatus ?? 200, body: stored.responseBody ?? NOTICE_ACK.ok };
-        // Inserted first: on MySQL its unique index makes a concurrent repeat wait for us, then fail as a duplicate.
-        await em.insert(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: null, responseBody: null });
-        const body = await this.apply(em, notice, key, upstream);
-        await em.update(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key }, { responseStatus: 200, responseBody: body });
-        return { duplicate: false as const, status: 200, body };
+      const body = await this.deps.db.transaction(async (em) => {
+        // Inserted first, with the usual answer: its unique index turns a repeat into a duplicate-key failure
+        // (answered below from the stored row), and makes a concurrent repeat wait for us, then fail the same way.
+        await em.insert(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: 200, responseBody: NOTICE_ACK.ok });
+        const answered = await this.apply(em, notice, key, upstream);
+        if (answered !== NOTICE_ACK.ok) await em.update(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key }, { responseBody: answered });
+        return answered;
       });
-      log.info({ method, taobaoOrderId: notice.orderId, duplicate: outcome.duplicate, answer: outcome.body }, 'taobao notice acknowledged');
-      return { status: outcome.status, body: outcome.body, result: outcome.duplicate ? 'duplicate' : 'ok', method };
+      log.info({ method, taobaoOrderId: notice.orderId, duplicate: false, answer: body }, 'taobao notice acknowledged');
+      return { status: 200, body, result: 'ok', method };
     } catch (err) {
       if (err instanceof NoticeRefused) {
         log.warn({ method, taobaoOrderId: notice.orderId, reason: err.reason, detail: err.message }, 'taobao notice refused by the domain');
         return { status: 400, body: JSON.stringify({ code: 400, reason: err.reason, message: err.message }), result: 'invalid', method };
       }
       if (isUniqueViolation(err)) {
-        // A concurrent repeat committed first: answer what it answered.
+        // A repeat: answer what the first one was answered, with no second effect.
         const stored = await this.deps.db.read((em) => em.findOne(InboundMessageEntity, { where: { source: TAOBAO_SOURCE, dedupKey: key } })).catch(() => null);
-        if (stored?.responseBody) return { status: stored.responseStatus ?? 200, body: stored.responseBody, result: 'duplicate', method };
+        if (stored?.responseBody) {
+          log.info({ method, taobaoOrderId: notice.orderId, duplicate: true, answer: stored.responseBody }, 'taobao notice acknowledged');
+          return { status: stored.responseStatus ?? 200, body: stored.responseBody, result: 'duplicate', method };
+        }
       }
       log.error({ method, taobaoOrderId: notice.orderId, err }, 'taobao notice not committed; answering 500 so Taobao retries');
       return { status: 500, body: SERVER_ERROR_BODY, result: 'error', method };

@@ -71,12 +71,10 @@ export async function enqueueWork(em: EntityManager, input: EnqueueWorkInput, cl
   if (input.orderId !== null && (input.orderId === '' || input.orderId.length > ID_LENGTH)) {
     throw new InvalidWorkError(`order id must be 1..${ID_LENGTH} characters or null`);
   }
-  const existing = await em.findOne(WorkItemEntity, { where: { idempotencyKey: input.idempotencyKey }, select: { id: true } });
-  if (existing) return { enqueued: false, id: Number(existing.id) };
-
   const now = clock.now();
-  const payload = JSON.stringify(input.payload ?? null);
-  await em
+  // One statement on the usual path: INSERT IGNORE, and the unique index on the key decides, even between two
+  // racing transactions. Only a repeat reads the existing row's id.
+  const result = await em
     .createQueryBuilder()
     .insert()
     .into(WorkItemEntity)
@@ -85,7 +83,7 @@ export async function enqueueWork(em: EntityManager, input: EnqueueWorkInput, cl
       orderId: input.orderId,
       kind: input.kind,
       upstream: input.upstream,
-      payload,
+      payload: JSON.stringify(input.payload ?? null),
       status: 'pending',
       attempts: 0,
       nextAttemptAt: input.notBefore ?? now,
@@ -95,15 +93,25 @@ export async function enqueueWork(em: EntityManager, input: EnqueueWorkInput, cl
       createdAt: now,
       updatedAt: now,
     })
-    // A concurrent enqueue of the same key won the race: ours becomes a no-op instead of a failed transaction.
     .orIgnore()
     .updateEntity(false)
     .execute();
-  const row = await em.findOne(WorkItemEntity, { where: { idempotencyKey: input.idempotencyKey } });
-  if (!row) throw new Error('work item vanished right after insert');
-  // Drivers do not report portably whether IGNORE skipped the row; a row that is not ours differs somewhere.
-  const ours = row.createdAt === now && row.kind === input.kind && row.upstream === input.upstream && row.payload === payload && row.orderId === input.orderId;
-  return { enqueued: ours, id: Number(row.id) };
+  const inserted = await insertedRow(em, result.raw);
+  if (inserted !== undefined) return { enqueued: true, id: inserted };
+  const existing = await em.findOne(WorkItemEntity, { where: { idempotencyKey: input.idempotencyKey }, select: { id: true } });
+  if (!existing) throw new Error('work item neither inserted nor found');
+  return { enqueued: false, id: Number(existing.id) };
+}
+
+/** The id of the row an `INSERT IGNORE` just wrote, or undefined when it was ignored (mysql2 and better-sqlite3). */
+async function insertedRow(em: EntityManager, raw: unknown): Promise<number | undefined> {
+  if (em.connection.driver.options.type === 'better-sqlite3') {
+    // better-sqlite3 hands typeorm only lastInsertRowid, which an ignored insert leaves unchanged.
+    const [row] = (await em.query('SELECT changes() AS n, last_insert_rowid() AS id')) as Array<{ n: number; id: number }>;
+    return row && row.n === 1 ? Number(row.id) : undefined;
+  }
+  const header = raw as { affectedRows?: number; insertId?: number | string };
+  return header.affectedRows === 1 ? Number(header.insertId) : undefined;
 }
 
 export function toWorkItemView(e: WorkItemEntity): WorkItemView {
