@@ -29,6 +29,7 @@ import {
   type WriteOffReversed,
 } from '../gen/ticketgateway/events/v1/events';
 import { OutboxEventEntity } from '../persistence/entities/outbox-event.entity';
+import { insertStatement, type SqlStatement } from '../persistence/statement-batch';
 
 /** Bumped only when the meaning of a payload changes incompatibly. */
 export const ORDER_EVENT_SCHEMA_VERSION = 1;
@@ -106,6 +107,22 @@ export class UnknownEventTypeError extends Error {
  * outbox ids follow the order's history; the relay publishes each order's events in id order.
  */
 export async function appendEvent<K extends OrderEventType>(em: EntityManager, input: AppendEventInput<K>, clock: Clock = systemClock): Promise<AppendedEvent> {
+  const { row, eventId, topic } = outboxEventRow(input, clock);
+  const result = await em.insert(OutboxEventEntity, row);
+  const id = Number(result.identifiers[0]?.id ?? result.raw?.insertId);
+  return { id, eventId, topic };
+}
+
+/**
+ * The same event as a statement, for a transaction that sends its writes together (statement-batch.ts). The same
+ * ordering rule as appendEvent applies: the order's row is locked by the transaction.
+ */
+export function appendEventStatement<K extends OrderEventType>(em: EntityManager, input: AppendEventInput<K>, clock: Clock = systemClock): SqlStatement & { readonly eventId: string } {
+  const { row, eventId } = outboxEventRow(input, clock);
+  return { ...insertStatement(em, OutboxEventEntity, row), eventId };
+}
+
+function outboxEventRow<K extends OrderEventType>(input: AppendEventInput<K>, clock: Clock): { row: Omit<OutboxEventEntity, 'id'>; eventId: string; topic: string } {
   const spec = ORDER_EVENT_TYPES[input.type];
   if (!spec) throw new UnknownEventTypeError(String(input.type));
   if (input.orderId === '') throw new Error('appendEvent: orderId is required (it is the Kafka key)');
@@ -120,7 +137,7 @@ export async function appendEvent<K extends OrderEventType>(em: EntityManager, i
     [spec.field]: input.payload,
   };
   const bytes = OrderEvent.encode(envelope).finish();
-  const result = await em.insert(OutboxEventEntity, {
+  const row = {
     eventId,
     orderId: input.orderId,
     topic: spec.topic,
@@ -128,14 +145,13 @@ export async function appendEvent<K extends OrderEventType>(em: EntityManager, i
     schemaVersion: ORDER_EVENT_SCHEMA_VERSION,
     payload: Buffer.from(bytes).toString('base64'),
     createdAt: now,
-    status: 'pending',
+    status: 'pending' as const,
     attempts: 0,
     leaseOwner: null,
     leaseUntil: null,
     publishedAt: null,
-  });
-  const id = Number(result.identifiers[0]?.id ?? result.raw?.insertId);
-  return { id, eventId, topic: spec.topic };
+  };
+  return { row, eventId, topic: spec.topic };
 }
 
 /** Decodes the stored payload of an outbox row (for operators, tests and consumers alike). */

@@ -193,6 +193,9 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       supportBigNumbers: true,
       // mysql2 otherwise captures a stack trace on every query (Error.captureStackTrace): ~7% of the gateway's CPU.
       trace: false,
+      // Lets a transaction send its writes in one round trip (statement-batch.ts). Every statement we send is
+      // parameterised, so this opens no injection path.
+      multipleStatements: true,
       bigNumberStrings: true,
     };
   }

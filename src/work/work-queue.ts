@@ -8,6 +8,7 @@ import { redactPersonalData } from '../domain/personal-data';
 import type { Database } from '../persistence/database';
 import { ID_LENGTH } from '../persistence/entities/column-types';
 import { WorkItemEntity, type WorkItemStatus } from '../persistence/entities/work-item.entity';
+import { insertStatement, runStatements, type SqlStatement } from '../persistence/statement-batch';
 
 export type { WorkItemStatus };
 
@@ -62,23 +63,26 @@ export class InvalidWorkError extends Error {
  * nothing is written and `enqueued` is false, even when two transactions race (the unique index decides).
  */
 export async function enqueueWork(em: EntityManager, input: EnqueueWorkInput, clock: Clock = systemClock): Promise<EnqueueResult> {
-  if (input.idempotencyKey === '' || input.idempotencyKey.length > MAX_KEY) {
-    throw new InvalidWorkError(`idempotency key must be 1..${MAX_KEY} characters`);
-  }
-  // Checked here because MySQL's INSERT IGNORE would otherwise truncate silently.
-  if (input.kind === '' || input.kind.length > 64) throw new InvalidWorkError('kind must be 1..64 characters');
-  if (input.upstream === '' || input.upstream.length > 64) throw new InvalidWorkError('upstream must be 1..64 characters');
-  if (input.orderId !== null && (input.orderId === '' || input.orderId.length > ID_LENGTH)) {
-    throw new InvalidWorkError(`order id must be 1..${ID_LENGTH} characters or null`);
-  }
-  const now = clock.now();
   // One statement on the usual path: INSERT IGNORE, and the unique index on the key decides, even between two
   // racing transactions. Only a repeat reads the existing row's id.
-  const result = await em
-    .createQueryBuilder()
-    .insert()
-    .into(WorkItemEntity)
-    .values({
+  const [result] = await runStatements(em, [enqueueWorkStatement(em, input, clock)]);
+  if (result?.affected === 1) return { enqueued: true, id: result.insertId };
+  const existing = await em.findOne(WorkItemEntity, { where: { idempotencyKey: input.idempotencyKey }, select: { id: true } });
+  if (!existing) throw new Error('work item neither inserted nor found');
+  return { enqueued: false, id: Number(existing.id) };
+}
+
+/**
+ * The same enqueue as a statement, for a transaction that sends its writes together (statement-batch.ts); a
+ * duplicate key leaves the statement with 0 affected rows. Throws InvalidWorkError at once, like enqueueWork.
+ */
+export function enqueueWorkStatement(em: EntityManager, input: EnqueueWorkInput, clock: Clock = systemClock): SqlStatement {
+  validateWork(input);
+  const now = clock.now();
+  return insertStatement(
+    em,
+    WorkItemEntity,
+    {
       idempotencyKey: input.idempotencyKey,
       orderId: input.orderId,
       kind: input.kind,
@@ -92,27 +96,23 @@ export async function enqueueWork(em: EntityManager, input: EnqueueWorkInput, cl
       lastError: null,
       createdAt: now,
       updatedAt: now,
-    })
-    .orIgnore()
-    .updateEntity(false)
-    .execute();
-  const inserted = await insertedRow(em, result.raw);
-  if (inserted !== undefined) return { enqueued: true, id: inserted };
-  const existing = await em.findOne(WorkItemEntity, { where: { idempotencyKey: input.idempotencyKey }, select: { id: true } });
-  if (!existing) throw new Error('work item neither inserted nor found');
-  return { enqueued: false, id: Number(existing.id) };
+    },
+    { ignore: true },
+  );
 }
 
-/** The id of the row an `INSERT IGNORE` just wrote, or undefined when it was ignored (mysql2 and better-sqlite3). */
-async function insertedRow(em: EntityManager, raw: unknown): Promise<number | undefined> {
-  if (em.connection.driver.options.type === 'better-sqlite3') {
-    // better-sqlite3 hands typeorm only lastInsertRowid, which an ignored insert leaves unchanged.
-    const [row] = (await em.query('SELECT changes() AS n, last_insert_rowid() AS id')) as Array<{ n: number; id: number }>;
-    return row && row.n === 1 ? Number(row.id) : undefined;
+function validateWork(input: EnqueueWorkInput): void {
+  if (input.idempotencyKey === '' || input.idempotencyKey.length > MAX_KEY) {
+    throw new InvalidWorkError(`idempotency key must be 1..${MAX_KEY} characters`);
   }
-  const header = raw as { affectedRows?: number; insertId?: number | string };
-  return header.affectedRows === 1 ? Number(header.insertId) : undefined;
+  // Checked here because MySQL's INSERT IGNORE would otherwise truncate silently.
+  if (input.kind === '' || input.kind.length > 64) throw new InvalidWorkError('kind must be 1..64 characters');
+  if (input.upstream === '' || input.upstream.length > 64) throw new InvalidWorkError('upstream must be 1..64 characters');
+  if (input.orderId !== null && (input.orderId === '' || input.orderId.length > ID_LENGTH)) {
+    throw new InvalidWorkError(`order id must be 1..${ID_LENGTH} characters or null`);
+  }
 }
+
 
 export function toWorkItemView(e: WorkItemEntity): WorkItemView {
   return {

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { InboundMessageEntity } from '../../src/persistence/entities/inbound-message.entity';
+import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity';
+import { isUniqueViolation } from '../../src/persistence/errors';
+import { insertStatement, runStatements } from '../../src/persistence/statement-batch';
+import { enqueueWorkStatement } from '../../src/work/work-queue';
+import { DATABASE_KINDS, openTestDatabase } from '../support/database';
+
+for (const kind of DATABASE_KINDS) {
+  describe(`runStatements (${kind})`, async () => {
+    const t = await openTestDatabase(kind);
+    after(() => t.drop());
+    const inbound = (dedupKey: string) => ({ source: 'batch', dedupKey, method: 'send', receivedAt: 1, responseStatus: 200, responseBody: 'ok' });
+
+    test('runs every statement in order and answers each one: insert ids, affected rows, selected rows', async () => {
+      const results = await t.db.transaction((em) =>
+        runStatements(em, [
+          insertStatement(em, InboundMessageEntity, inbound('a')),
+          insertStatement(em, InboundMessageEntity, inbound('a'), { ignore: true }),
+          { sql: 'UPDATE inbound_messages SET response_body = ? WHERE source = ? AND dedup_key = ?', params: ['changed', 'batch', 'a'] },
+          { sql: 'SELECT response_body AS body FROM inbound_messages WHERE source = ? ORDER BY id', params: ['batch'] },
+        ]),
+      );
+      assert.equal(results.length, 4);
+      assert.equal(results[0]!.affected, 1);
+      assert.ok(results[0]!.insertId > 0);
+      assert.equal(results[1]!.affected, 0, 'the ignored duplicate wrote nothing');
+      assert.equal(results[2]!.affected, 1);
+      assert.deepEqual(results[3]!.rows, [{ body: 'changed' }]);
+    });
+
+    test('a failing statement throws its own error, later ones do not run, and the transaction rolls back', async () => {
+      const work = { idempotencyKey: 'batch:1', orderId: null, kind: 'test.batch', upstream: 'taobao', payload: {} };
+      const err = await t.db
+        .transaction((em) =>
+          runStatements(em, [
+            enqueueWorkStatement(em, work),
+            insertStatement(em, InboundMessageEntity, inbound('a')), // duplicate of the first test's row
+            insertStatement(em, InboundMessageEntity, inbound('b')),
+          ]),
+        )
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.ok(isUniqueViolation(err), `expected a unique violation, got ${String(err)}`);
+      const counts = await t.db.read(async (em) => ({
+        work: await em.countBy(WorkItemEntity, { idempotencyKey: 'batch:1' }),
+        b: await em.countBy(InboundMessageEntity, { source: 'batch', dedupKey: 'b' }),
+      }));
+      assert.deepEqual(counts, { work: 0, b: 0 });
+    });
+
+    test('outside a transaction it refuses instead of splitting the statements over pooled connections', async () => {
+      await assert.rejects(t.db.read((em) => runStatements(em, [insertStatement(em, InboundMessageEntity, inbound('c'))])), /transaction/);
+    });
+  });
+}
