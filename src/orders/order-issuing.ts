@@ -11,12 +11,13 @@ import { appendEvent } from '../outbox/outbox';
 import { OperatorExceptionEntity } from '../persistence/entities/operator-exception.entity';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { VoucherEntity } from '../persistence/entities/voucher.entity';
-import { DuplicateOrderError, type OrderRepository } from '../persistence/order-repository';
+import { DuplicateOrderError, type NewOrder, type OrderRepository } from '../persistence/order-repository';
+import type { SqlStatement } from '../persistence/statement-batch';
 import type { PersonalDataProtector } from '../security/personal-data-protector';
 import { CapabilityNotSupportedError, SupplierCallError, type PlaceOrderResult } from '../suppliers/supplier-adapter';
 import type { SendNotice } from '../taobao/notice-parser';
 import { taobaoDay } from '../taobao/taobao-time';
-import { enqueueWork } from '../work/work-queue';
+import { enqueueWork, enqueueWorkStatement, type EnqueueWorkInput } from '../work/work-queue';
 import type { WorkContext, WorkHandler, WorkOutcome } from '../work/work-runner';
 import { issuedCodes, type CodesCallPayload } from './order-codes';
 import { TAOBAO_FLOW_WORK, TAOBAO_UPSTREAM, supplierUpstream, type FlowLog, type ProductResolver, type SupplierLookup } from './order-ports';
@@ -55,40 +56,11 @@ export type SendIntakeResult =
 
 /** Creates the order (RECEIVED, every unit available but nothing usable until issued) and queues its placement. */
 export async function acceptSendNotice(em: EntityManager, notice: SendNotice, deps: SendIntakeDeps): Promise<SendIntakeResult> {
-  const now = deps.clock.now();
-  const validity = validityOf(notice);
-  const created = newOrder(notice.num, validity);
-  if (!created.ok) return { kind: 'rejected', reason: created.reason, message: created.message };
-
-  const totalFeeFen = notice.totalFeeFen ?? 0;
+  const planned = orderFromSendNotice(notice, deps);
+  if (!planned.ok) return { kind: 'rejected', reason: planned.reason, message: planned.message };
   let view;
   try {
-    view = await deps.orders.insert(
-      {
-        taobaoOrderId: notice.orderId,
-        token: notice.token,
-        numIid: notice.numIid,
-        outerIid: notice.outerIid,
-        subOuterIid: notice.subOuterIid,
-        itemTitle: notice.itemTitle,
-        skuProperties: notice.skuProperties,
-        sellerId: notice.sellerId,
-        sellerNick: notice.sellerNick,
-        unitPriceFen: Math.floor(totalFeeFen / notice.num),
-        totalFeeFen,
-        sendType: notice.sendType,
-        consumeType: notice.consumeType,
-        noticeType: notice.noticeType,
-        ...contactColumns(notice, deps.protector),
-        validStart: created.value.validity.start,
-        validEnd: created.value.validity.end,
-        state: created.value.state,
-        ledger: created.value.ledger,
-        createdAt: now,
-      },
-      [],
-      em,
-    );
+    view = await deps.orders.insert(planned.order, [], em);
   } catch (err) {
     // Not looked up first: a held order is rare (a repeated send under another dedup key), and the unique index finds it.
     if (err instanceof DuplicateOrderError) {
@@ -97,18 +69,65 @@ export async function acceptSendNotice(em: EntityManager, notice: SendNotice, de
     }
     throw err;
   }
-  await enqueueWork(
-    em,
-    {
-      idempotencyKey: `place:${view.id}`,
-      orderId: view.id,
-      kind: TAOBAO_FLOW_WORK.placeOrder,
-      upstream: deps.placeUpstream ?? supplierUpstream(undefined),
-      payload: { orderId: view.id } satisfies PlaceOrderPayload,
-    },
-    deps.clock,
-  );
+  await enqueueWork(em, placeOrderWork(view.id, deps), deps.clock);
   return { kind: 'created', orderId: view.id };
+}
+
+/**
+ * The same creation as statements, to be sent in one round trip with the notice's own row (the notice intake's
+ * usual path). A held order makes the order's INSERT fail on its unique Taobao order id; the intake then rolls back
+ * and takes acceptSendNotice, which answers 'existing'.
+ */
+export function acceptSendNoticeStatements(
+  em: EntityManager,
+  notice: SendNotice,
+  deps: SendIntakeDeps,
+): { readonly kind: 'statements'; readonly orderId: string; readonly statements: SqlStatement[] } | Extract<SendIntakeResult, { kind: 'rejected' }> {
+  const planned = orderFromSendNotice(notice, deps);
+  if (!planned.ok) return { kind: 'rejected', reason: planned.reason, message: planned.message };
+  const order = deps.orders.insertStatement(planned.order, em);
+  return { kind: 'statements', orderId: order.id, statements: [order.statement, enqueueWorkStatement(em, placeOrderWork(order.id, deps), deps.clock)] };
+}
+
+function orderFromSendNotice(notice: SendNotice, deps: SendIntakeDeps): { ok: true; order: NewOrder } | { ok: false; reason: string; message: string } {
+  const created = newOrder(notice.num, validityOf(notice));
+  if (!created.ok) return created;
+  const totalFeeFen = notice.totalFeeFen ?? 0;
+  return {
+    ok: true,
+    order: {
+      taobaoOrderId: notice.orderId,
+      token: notice.token,
+      numIid: notice.numIid,
+      outerIid: notice.outerIid,
+      subOuterIid: notice.subOuterIid,
+      itemTitle: notice.itemTitle,
+      skuProperties: notice.skuProperties,
+      sellerId: notice.sellerId,
+      sellerNick: notice.sellerNick,
+      unitPriceFen: Math.floor(totalFeeFen / notice.num),
+      totalFeeFen,
+      sendType: notice.sendType,
+      consumeType: notice.consumeType,
+      noticeType: notice.noticeType,
+      ...contactColumns(notice, deps.protector),
+      validStart: created.value.validity.start,
+      validEnd: created.value.validity.end,
+      state: created.value.state,
+      ledger: created.value.ledger,
+      createdAt: deps.clock.now(),
+    },
+  };
+}
+
+function placeOrderWork(orderId: string, deps: SendIntakeDeps): EnqueueWorkInput {
+  return {
+    idempotencyKey: `place:${orderId}`,
+    orderId,
+    kind: TAOBAO_FLOW_WORK.placeOrder,
+    upstream: deps.placeUpstream ?? supplierUpstream(undefined),
+    payload: { orderId } satisfies PlaceOrderPayload,
+  };
 }
 
 /** Mobile columns: clear number (type 0/2) protected three ways; type 1 gives only Taobao's mask, kept as is. */

@@ -10,6 +10,7 @@ import { OrderEntity } from './entities/order.entity';
 import { VoucherEntity, type VoucherStatus } from './entities/voucher.entity';
 import { DuplicateOrderError, InvalidPageTokenError, isUniqueViolation } from './errors';
 import { newOrderId } from './ids';
+import { insertStatement, type SqlStatement } from './statement-batch';
 
 export { DuplicateOrderError, InvalidPageTokenError } from './errors';
 
@@ -153,6 +154,16 @@ export class OrderRepository {
       return toView(row, (await vouchersOf(m, [row.id])).get(row.id) ?? []);
     };
     return em ? work(em) : this.db.transaction(work);
+  }
+
+  /**
+   * The INSERT of an order without vouchers, as a statement to batch (statement-batch.ts), with the id it will have.
+   * A Taobao order id already stored makes the statement fail with a unique violation.
+   */
+  insertStatement(order: NewOrder, em: EntityManager): { readonly id: string; readonly statement: SqlStatement } {
+    assertLedger(order.ledger);
+    const row = toRow(order);
+    return { id: row.id, statement: insertStatement(em, OrderEntity, row) };
   }
 
   findById(id: string, em?: EntityManager): Promise<OrderView | undefined> {

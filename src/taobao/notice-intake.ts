@@ -10,7 +10,7 @@ import type { EntityManager } from 'typeorm';
 import type { Clock } from '../domain/model';
 import { refundableNow } from '../domain/order';
 import type { GatewayMetrics } from '../observability/metrics';
-import { acceptSendNotice } from '../orders/order-issuing';
+import { acceptSendNotice, acceptSendNoticeStatements } from '../orders/order-issuing';
 import { supplierUpstream, type FlowLog, type ProductResolver, type RefundIntake } from '../orders/order-ports';
 import { acceptResendNotice, raiseUnknownOrder } from '../orders/order-resend';
 import { loadOrderForUpdate } from '../orders/order-store';
@@ -18,6 +18,7 @@ import type { Database } from '../persistence/database';
 import { InboundMessageEntity } from '../persistence/entities/inbound-message.entity';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { isUniqueViolation } from '../persistence/errors';
+import { insertStatement, runStatements } from '../persistence/statement-batch';
 import type { OrderRepository } from '../persistence/order-repository';
 import type { PersonalDataProtector } from '../security/personal-data-protector';
 import { NOTICE_ACK, NOTICE_METHODS, dedupKey, parseNoticeBody, validateNotice, type TaobaoNotice } from './notice-parser';
@@ -90,14 +91,15 @@ export class NoticeIntake {
     const upstream = notice.method === 'send' ? await this.placeUpstream(notice.outerIid, notice.subOuterIid) : undefined;
 
     try {
-      const body = await this.deps.db.transaction(async (em) => {
-        // Inserted first, with the usual answer: its unique index turns a repeat into a duplicate-key failure
-        // (answered below from the stored row), and makes a concurrent repeat wait for us, then fail the same way.
-        await em.insert(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: 200, responseBody: NOTICE_ACK.ok });
-        const answered = await this.apply(em, notice, key, upstream);
-        if (answered !== NOTICE_ACK.ok) await em.update(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key }, { responseBody: answered });
-        return answered;
-      });
+      let body: string;
+      try {
+        body = await this.commit(notice, key, upstream, true);
+      } catch (err) {
+        // A batched send failed on a unique index: a repeat of this notice (answered below), or a Taobao order we
+        // already hold under another notice, which the step-by-step path recognises.
+        if (notice.method !== 'send' || !isUniqueViolation(err) || (await this.storedAnswer(key))) throw err;
+        body = await this.commit(notice, key, upstream, false);
+      }
       log.info({ method, taobaoOrderId: notice.orderId, duplicate: false, answer: body }, 'taobao notice acknowledged');
       return { status: 200, body, result: 'ok', method };
     } catch (err) {
@@ -107,7 +109,7 @@ export class NoticeIntake {
       }
       if (isUniqueViolation(err)) {
         // A repeat: answer what the first one was answered, with no second effect.
-        const stored = await this.deps.db.read((em) => em.findOne(InboundMessageEntity, { where: { source: TAOBAO_SOURCE, dedupKey: key } })).catch(() => null);
+        const stored = await this.storedAnswer(key);
         if (stored?.responseBody) {
           log.info({ method, taobaoOrderId: notice.orderId, duplicate: true, answer: stored.responseBody }, 'taobao notice acknowledged');
           return { status: stored.responseStatus ?? 200, body: stored.responseBody, result: 'duplicate', method };
@@ -116,6 +118,32 @@ export class NoticeIntake {
       log.error({ method, taobaoOrderId: notice.orderId, err }, 'taobao notice not committed; answering 500 so Taobao retries');
       return { status: 500, body: SERVER_ERROR_BODY, result: 'error', method };
     }
+  }
+
+  /**
+   * One transaction: the notice's row, inserted first with the usual answer (its unique index turns a repeat into a
+   * duplicate-key failure, and makes a concurrent repeat wait for us, then fail the same way), and the notice's
+   * change. `batched`: a send's rows go in one round trip (statement-batch.ts). Returns the answer.
+   */
+  private commit(notice: TaobaoNotice, key: string, upstream: string | undefined, batched: boolean): Promise<string> {
+    const { clock, log } = this.deps;
+    return this.deps.db.transaction(async (em) => {
+      const inbound = { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: 200, responseBody: NOTICE_ACK.ok };
+      if (batched && notice.method === 'send') {
+        const planned = acceptSendNoticeStatements(em, notice, { orders: this.deps.orders, protector: this.deps.protector, clock, log, placeUpstream: upstream });
+        if (planned.kind === 'rejected') throw new NoticeRefused(planned.reason, planned.message);
+        await runStatements(em, [insertStatement(em, InboundMessageEntity, inbound), ...planned.statements]);
+        return NOTICE_ACK.ok;
+      }
+      await em.insert(InboundMessageEntity, inbound);
+      const answered = await this.apply(em, notice, key, upstream);
+      if (answered !== NOTICE_ACK.ok) await em.update(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key }, { responseBody: answered });
+      return answered;
+    });
+  }
+
+  private storedAnswer(key: string): Promise<InboundMessageEntity | null> {
+    return this.deps.db.read((em) => em.findOne(InboundMessageEntity, { where: { source: TAOBAO_SOURCE, dedupKey: key } })).catch(() => null);
   }
 
   /** The notice's domain change, in the notice's transaction; returns the ack body. */

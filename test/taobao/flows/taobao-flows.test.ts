@@ -93,29 +93,33 @@ for (const kind of ['sqlite', 'mysql'] as const) {
   });
 }
 
-describe('Taobao notices (sqlite)', () => {
-  it('a repeated notice gets the same answer and has no second effect; a send under another key makes no second order', async () => {
-    const h = await harness('sqlite');
-    const tid = newTaobaoOrderId();
-    const fields = sendFields(tid);
-    h.top.addOrder({ orderId: tid, token: fields.token!, num: 2 });
-    const first = await h.post('send', fields, { now: Date.now() - 5_000 });
-    const repeat = await h.post('send', fields); // re-stamped and re-signed, like Taobao's retries
-    assert.equal(repeat.text, first.text);
-    const other = await h.post('send', { ...fields, item_title: '黄山风景区门票(改)' });
-    assert.deepEqual(other.json, { code: 200 });
-    const counts = await h.db.read(async (em) => ({
-      orders: await em.count(OrderEntity, { where: { taobaoOrderId: tid } }),
-      inbound: await em.count(InboundMessageEntity),
-      work: await em.count(WorkItemEntity),
-    }));
-    assert.deepEqual(counts, { orders: 1, inbound: 2, work: 1 });
-    assert.equal(await counter(h, 'send', 'duplicate'), 1);
-    await h.drain();
-    assert.equal(h.top.callsOf('taobao.vmarket.eticket.send').length, 1);
-    assert.equal(h.sandbox.orderCount, 1);
+for (const kind of ['sqlite', 'mysql'] as const) {
+  describe(`Taobao notice repeats (${kind})`, () => {
+    it('a repeated notice gets the same answer and has no second effect; a send under another key makes no second order', async () => {
+      const h = await harness(kind);
+      const tid = newTaobaoOrderId();
+      const fields = sendFields(tid);
+      h.top.addOrder({ orderId: tid, token: fields.token!, num: 2 });
+      const first = await h.post('send', fields, { now: Date.now() - 5_000 });
+      const repeat = await h.post('send', fields); // re-stamped and re-signed, like Taobao's retries
+      assert.equal(repeat.text, first.text);
+      const other = await h.post('send', { ...fields, item_title: '黄山风景区门票(改)' });
+      assert.deepEqual(other.json, { code: 200 });
+      const counts = await h.db.read(async (em) => ({
+        orders: await em.count(OrderEntity, { where: { taobaoOrderId: tid } }),
+        inbound: await em.count(InboundMessageEntity),
+        work: await em.count(WorkItemEntity),
+      }));
+      assert.deepEqual(counts, { orders: 1, inbound: 2, work: 1 });
+      assert.equal(await counter(h, 'send', 'duplicate'), 1);
+      await h.drain();
+      assert.equal(h.top.callsOf('taobao.vmarket.eticket.send').length, 1);
+      assert.equal(h.sandbox.orderCount, 1);
+    });
   });
+}
 
+describe('Taobao notices (sqlite)', () => {
   it('bad or missing sign -> {"code":501}, invalid -> 400; nothing recorded, metric counted', async () => {
     const h = await harness('sqlite');
     const tid = newTaobaoOrderId();
