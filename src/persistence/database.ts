@@ -6,11 +6,12 @@ import 'reflect-metadata';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DataSource, type DataSourceOptions, type EntityManager, type Logger as TypeormLogger } from 'typeorm';
+import { DataSource, type DataSourceOptions, type EntityManager, type Logger as TypeormLogger, type QueryRunner } from 'typeorm';
 import { createConnection } from 'mysql2/promise';
 import { MIGRATIONS } from '../../migrations';
 import { redactPersonalData } from '../domain/personal-data';
 import { ALL_ENTITIES } from './entities';
+import { runStatements, statementResult, type SqlStatement, type StatementResult } from './statement-batch';
 import { DatabaseClosedError, InvalidDatabaseUrlError, isDuplicateKeyDriverError, isUniqueViolation, NestedTransactionError } from './errors';
 
 /** The subset of a pino logger we use. */
@@ -49,6 +50,12 @@ export interface Database {
    * cannot interleave them. Do not call `transaction`/`read` again inside `fn`: use the `em` given.
    */
   transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T>;
+  /**
+   * A transaction that needs no reads, in ONE round trip: MySQL gets `START TRANSACTION; …; COMMIT` as one
+   * multi-statement query (statement-batch.ts); SQLite runs them in a queued transaction. `build` gets a manager only
+   * to build statements with. The first failing statement throws its error and nothing of the batch is kept.
+   */
+  atomically(build: (em: EntityManager) => readonly SqlStatement[]): Promise<StatementResult[]>;
   /** Runs reads outside a transaction; on SQLite queued like a transaction so they never see one half done. */
   read<T>(fn: (em: EntityManager) => Promise<T>): Promise<T>;
   /** True when the database answers a trivial query within `timeoutMs` (default 2000). */
@@ -276,11 +283,7 @@ class TypeormDatabase implements Database {
   private async mysqlTransaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     try {
-      const connection: object = await runner.connect();
-      if (!this.readCommittedConnections.has(connection)) {
-        await runner.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
-        this.readCommittedConnections.add(connection);
-      }
+      await this.readCommitted(runner);
       await runner.startTransaction();
       try {
         const result = await fn(runner.manager);
@@ -295,10 +298,42 @@ class TypeormDatabase implements Database {
     }
   }
 
+  atomically(build: (em: EntityManager) => readonly SqlStatement[]): Promise<StatementResult[]> {
+    if (this.kind !== 'mysql') return this.transaction((em) => runStatements(em, build(em)));
+    return this.guarded(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        await this.readCommitted(runner);
+        const statements = build(runner.manager);
+        const sql = ['START TRANSACTION', ...statements.map((st) => st.sql), 'COMMIT'].join(';\n');
+        let raw: unknown[];
+        try {
+          raw = (await runner.query(sql, statements.flatMap((st) => st.params))) as unknown[];
+        } catch (err) {
+          // The statements after the failing one, COMMIT included, did not run: end the transaction here.
+          await runner.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        return raw.slice(1, -1).map(statementResult);
+      } finally {
+        await runner.release();
+      }
+    });
+  }
+
   read<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
     return this.guarded(() =>
       this.kind === 'mysql' ? fn(this.dataSource.manager) : this.queue.run(() => fn(this.dataSource.manager)),
     );
+  }
+
+  /** Connects the runner, switching a pooled connection it has not seen yet to READ COMMITTED for its session. */
+  private async readCommitted(runner: QueryRunner): Promise<void> {
+    const connection: object = await runner.connect();
+    if (!this.readCommittedConnections.has(connection)) {
+      await runner.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      this.readCommittedConnections.add(connection);
+    }
   }
 
   async ping(timeoutMs = 2000): Promise<boolean> {

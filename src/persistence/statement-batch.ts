@@ -53,10 +53,11 @@ export async function runStatements(em: EntityManager, statements: readonly SqlS
   const raw: unknown = await runner.query(sql, params);
   // mysql2 answers a multi-statement query with one result per statement, a single statement with its result alone.
   const results = statements.length === 1 ? [raw] : (raw as unknown[]);
-  return results.map(toResult);
+  return results.map(statementResult);
 }
 
-function toResult(raw: unknown): StatementResult {
+/** One statement's answer from mysql2: rows for a SELECT, a result header for a write. */
+export function statementResult(raw: unknown): StatementResult {
   if (Array.isArray(raw)) return { affected: 0, insertId: 0, rows: raw as Array<Record<string, unknown>> };
   const header = raw as { affectedRows?: number; insertId?: number | string } | undefined;
   return { affected: header?.affectedRows ?? 0, insertId: Number(header?.insertId ?? 0), rows: [] };

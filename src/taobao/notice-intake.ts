@@ -18,7 +18,7 @@ import type { Database } from '../persistence/database';
 import { InboundMessageEntity } from '../persistence/entities/inbound-message.entity';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { isUniqueViolation } from '../persistence/errors';
-import { insertStatement, runStatements } from '../persistence/statement-batch';
+import { insertStatement } from '../persistence/statement-batch';
 import type { OrderRepository } from '../persistence/order-repository';
 import type { PersonalDataProtector } from '../security/personal-data-protector';
 import { NOTICE_ACK, NOTICE_METHODS, dedupKey, parseNoticeBody, validateNotice, type TaobaoNotice } from './notice-parser';
@@ -125,16 +125,19 @@ export class NoticeIntake {
    * duplicate-key failure, and makes a concurrent repeat wait for us, then fail the same way), and the notice's
    * change. `batched`: a send's rows go in one round trip (statement-batch.ts). Returns the answer.
    */
-  private commit(notice: TaobaoNotice, key: string, upstream: string | undefined, batched: boolean): Promise<string> {
+  private async commit(notice: TaobaoNotice, key: string, upstream: string | undefined, batched: boolean): Promise<string> {
     const { clock, log } = this.deps;
-    return this.deps.db.transaction(async (em) => {
-      const inbound = { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: 200, responseBody: NOTICE_ACK.ok };
-      if (batched && notice.method === 'send') {
+    const inbound = { source: TAOBAO_SOURCE, dedupKey: key, method: notice.method, receivedAt: clock.now(), responseStatus: 200, responseBody: NOTICE_ACK.ok };
+    if (batched && notice.method === 'send') {
+      // A send needs no reads: the whole transaction is one round trip.
+      await this.deps.db.atomically((em) => {
         const planned = acceptSendNoticeStatements(em, notice, { orders: this.deps.orders, protector: this.deps.protector, clock, log, placeUpstream: upstream });
         if (planned.kind === 'rejected') throw new NoticeRefused(planned.reason, planned.message);
-        await runStatements(em, [insertStatement(em, InboundMessageEntity, inbound), ...planned.statements]);
-        return NOTICE_ACK.ok;
-      }
+        return [insertStatement(em, InboundMessageEntity, inbound), ...planned.statements];
+      });
+      return NOTICE_ACK.ok;
+    }
+    return this.deps.db.transaction(async (em) => {
       await em.insert(InboundMessageEntity, inbound);
       const answered = await this.apply(em, notice, key, upstream);
       if (answered !== NOTICE_ACK.ok) await em.update(InboundMessageEntity, { source: TAOBAO_SOURCE, dedupKey: key }, { responseBody: answered });

@@ -52,6 +52,29 @@ for (const kind of DATABASE_KINDS) {
       assert.deepEqual(counts, { work: 0, b: 0 });
     });
 
+    test('atomically: statements that need no reads commit together, or not at all', async () => {
+      const results = await t.db.atomically((em) => [
+        insertStatement(em, InboundMessageEntity, inbound('x1')),
+        enqueueWorkStatement(em, { idempotencyKey: 'batch:x1', orderId: null, kind: 'test.batch', upstream: 'taobao', payload: {} }),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.affected),
+        [1, 1],
+      );
+      await assert.rejects(
+        t.db.atomically((em) => [
+          enqueueWorkStatement(em, { idempotencyKey: 'batch:x2', orderId: null, kind: 'test.batch', upstream: 'taobao', payload: {} }),
+          insertStatement(em, InboundMessageEntity, inbound('x1')),
+        ]),
+        (err: unknown) => isUniqueViolation(err),
+      );
+      // Nothing of the failed batch stays, and the connection it used is left without an open transaction.
+      assert.equal(await t.db.read((em) => em.countBy(WorkItemEntity, { idempotencyKey: 'batch:x2' })), 0);
+      await Promise.all(Array.from({ length: 12 }, (_, i) => t.db.atomically((em) => [insertStatement(em, InboundMessageEntity, inbound(`y${i}`))])));
+      assert.equal(await t.db.read((em) => em.countBy(WorkItemEntity, { idempotencyKey: 'batch:x2' })), 0);
+      assert.equal(await t.db.read((em) => em.countBy(InboundMessageEntity, { source: 'batch' })), 2 + 12);
+    });
+
     test('outside a transaction it refuses instead of splitting the statements over pooled connections', async () => {
       await assert.rejects(t.db.read((em) => runStatements(em, [insertStatement(em, InboundMessageEntity, inbound('c'))])), /transaction/);
     });
