@@ -11,6 +11,7 @@ import { createConnection } from 'mysql2/promise';
 import { MIGRATIONS } from '../../migrations';
 import { redactPersonalData } from '../domain/personal-data';
 import { ALL_ENTITIES } from './entities';
+import { GroupCommit } from './group-commit';
 import { runStatements, statementResult, type SqlStatement, type StatementResult } from './statement-batch';
 import { DatabaseClosedError, InvalidDatabaseUrlError, isDuplicateKeyDriverError, isUniqueViolation, NestedTransactionError } from './errors';
 
@@ -214,7 +215,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     const message = redactPersonalData(err instanceof Error ? err.message : String(err));
     throw new Error(`cannot open the ${kind} database at ${where}: ${message}`, { cause: err });
   }
-  const db = new TypeormDatabase(dataSource, kind);
+  const db = new TypeormDatabase(dataSource, kind, opts.poolSize ?? 10);
   try {
     if (opts.runMigrations ?? true) {
       const ran = await runPendingMigrations(db);
@@ -265,11 +266,16 @@ class TypeormDatabase implements Database {
   private closed = false;
   private closing: Promise<void> | undefined;
 
+  private readonly groupCommit: GroupCommit;
+
   constructor(
     readonly dataSource: DataSource,
     readonly kind: DatabaseKind,
+    poolSize: number,
   ) {
     this.supportsSkipLocked = kind === 'mysql';
+    // A few read-free transactions in flight at once, the pool's other connections left to everything else.
+    this.groupCommit = new GroupCommit({ run: (st) => this.commitInOneRoundTrip(st), maxInFlight: Math.max(1, Math.floor(poolSize / 3)), maxStatements: 200 });
   }
 
   transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
@@ -300,25 +306,27 @@ class TypeormDatabase implements Database {
 
   atomically(build: (em: EntityManager) => readonly SqlStatement[]): Promise<StatementResult[]> {
     if (this.kind !== 'mysql') return this.transaction((em) => runStatements(em, build(em)));
-    return this.guarded(async () => {
-      const runner = this.dataSource.createQueryRunner();
+    return this.guarded(async () => this.groupCommit.submit(build(this.dataSource.manager)));
+  }
+
+  /** One read-free transaction in one round trip (group-commit.ts merges concurrent ones into a single call). */
+  private async commitInOneRoundTrip(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      await this.readCommitted(runner);
+      const sql = ['START TRANSACTION', ...statements.map((st) => st.sql), 'COMMIT'].join(';\n');
+      let raw: unknown[];
       try {
-        await this.readCommitted(runner);
-        const statements = build(runner.manager);
-        const sql = ['START TRANSACTION', ...statements.map((st) => st.sql), 'COMMIT'].join(';\n');
-        let raw: unknown[];
-        try {
-          raw = (await runner.query(sql, statements.flatMap((st) => st.params))) as unknown[];
-        } catch (err) {
-          // The statements after the failing one, COMMIT included, did not run: end the transaction here.
-          await runner.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-        return raw.slice(1, -1).map(statementResult);
-      } finally {
-        await runner.release();
+        raw = (await runner.query(sql, statements.flatMap((st) => st.params))) as unknown[];
+      } catch (err) {
+        // The statements after the failing one, COMMIT included, did not run: end the transaction here.
+        await runner.query('ROLLBACK').catch(() => undefined);
+        throw err;
       }
-    });
+      return raw.slice(1, -1).map(statementResult);
+    } finally {
+      await runner.release();
+    }
   }
 
   read<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {

@@ -75,6 +75,29 @@ for (const kind of DATABASE_KINDS) {
       assert.equal(await t.db.read((em) => em.countBy(InboundMessageEntity, { source: 'batch' })), 2 + 12);
     });
 
+    test('atomically, many at once: each caller gets its own results or its own error; the others commit', async () => {
+      // 40 at once are merged into shared transactions on MariaDB (group-commit.ts); every 5th repeats a key
+      // already stored, which fails its merged transaction, and then only that caller.
+      await t.db.atomically((em) => [insertStatement(em, InboundMessageEntity, inbound('g-taken'))]);
+      const outcomes = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          t.db
+            .atomically((em) => [
+              enqueueWorkStatement(em, { idempotencyKey: `group:${i}`, orderId: null, kind: 'test.batch', upstream: 'taobao', payload: { i } }),
+              insertStatement(em, InboundMessageEntity, inbound(i % 5 === 0 ? 'g-taken' : `g${i}`)),
+            ])
+            .then(
+              (r) => ({ i, affected: r.map((x) => x.affected) }),
+              (err: unknown) => ({ i, duplicate: isUniqueViolation(err) }),
+            ),
+        ),
+      );
+      for (const o of outcomes) assert.deepEqual(o, o.i % 5 === 0 ? { i: o.i, duplicate: true } : { i: o.i, affected: [1, 1] });
+      const stored = await t.db.read((em) => em.find(WorkItemEntity, { where: { kind: 'test.batch' }, select: { idempotencyKey: true, payload: true } }));
+      const groupKeys = stored.filter((w) => w.idempotencyKey.startsWith('group:')).map((w) => Number(w.idempotencyKey.slice(6)));
+      assert.deepEqual(groupKeys.sort((a, b) => a - b), outcomes.filter((o) => o.i % 5 !== 0).map((o) => o.i));
+    });
+
     test('outside a transaction it refuses instead of splitting the statements over pooled connections', async () => {
       await assert.rejects(t.db.read((em) => runStatements(em, [insertStatement(em, InboundMessageEntity, inbound('c'))])), /transaction/);
     });
