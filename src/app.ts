@@ -101,7 +101,7 @@ export interface GatewaySpine {
   readonly publisher: EventPublisher | undefined;
 }
 
-function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Logger, grpc: GrpcServer, metrics: GatewayMetrics): GatewaySpine {
+function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Logger, grpc: GrpcServer, http: HttpServer, metrics: GatewayMetrics): GatewaySpine {
   const spineMetrics = registerSpineMetrics(metrics, db, clock);
   const breakers = new BreakerRegistry();
   breakers.onStateChange(spineMetrics.breakerStateChanged);
@@ -121,6 +121,8 @@ function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Log
     leaseMs: config.WORK_LEASE_MS,
     logger: log.child({ component: 'work' }),
     onOutcome: spineMetrics.workAttempt,
+    // Taobao waits for a notice's ack and a gate for its answer; durable work can lag a burst.
+    foregroundInFlight: () => grpc.unaryCallsInFlight + http.requestsInFlight,
   });
   const kafkaLog = log.child({ component: 'kafka' });
   const publisher = config.KAFKA_BROKERS
@@ -185,10 +187,10 @@ export class Gateway {
 
     const grpc = new GrpcServer(log, metrics, callerAuthenticator(config, log));
 
-    const spine = createSpine(config, db, clock, log, grpc, metrics);
+    const http = new HttpServer(log, metrics);
+    const spine = createSpine(config, db, clock, log, grpc, http, metrics);
     grpc.addService(WorkAdminServiceService, workAdminServiceHandlers({ db, clock }));
 
-    const http = new HttpServer(log, metrics);
     let gateway: Gateway | undefined;
 
     // ---- modules: each registers its HTTP routes, gRPC services and work handlers here ----

@@ -3,8 +3,12 @@
  * SHA-256 of the secret (32 random bytes, so no slow hash is needed) and compare in constant time. The secret is
  * returned once, at provisioning or rotation.
  *
- * Authentication is on every gate call, so devices are cached briefly; an admin change made here drops the cache
- * entry at once (another replica sees it within `cacheMs`).
+ * Authentication is on every gate call, so devices are cached in process for `cacheMs` (GATE_DEVICE_CACHE_MS,
+ * default 1 s) and a busy gate costs no database read per call. What is cached is the device row, never the outcome
+ * of an authentication: the presented secret is checked against the row's hash on every call, so a wrong secret is
+ * refused whatever the cache holds. A revocation or rotation made through this registry takes effect here at once
+ * (the entry is dropped, and a load that was already under way is not cached); another replica honours a revoked
+ * device, or an old secret, for at most `cacheMs` plus one database read.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CheckMethod, systemClock, type Clock } from '../domain/model';
@@ -93,15 +97,24 @@ export function toDeviceView(e: GateDeviceEntity): GateDeviceView {
   };
 }
 
+/** A device row as read (undefined: no such device), its view, and until when it may be used. */
 interface CachedDevice {
   readonly entity: GateDeviceEntity | undefined;
+  readonly view: GateDeviceView | undefined;
   readonly until: number;
 }
+
+/** Bounds the cache (unknown codes are cached too): past this many entries it starts afresh. */
+const MAX_CACHED_DEVICES = 10_000;
 
 export class DeviceRegistry {
   private readonly clock: Clock;
   private readonly cacheMs: number;
   private readonly cache = new Map<string, CachedDevice>();
+  /** Reads under way, so concurrent calls of one device share a single read when its entry expires. */
+  private readonly loading = new Map<string, Promise<CachedDevice>>();
+  /** Bumped by every change made here: a read that started before a change is not cached. */
+  private changes = 0;
 
   constructor(private readonly db: Database, opts: { clock?: Clock; cacheMs?: number } = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -134,7 +147,7 @@ export class DeviceRegistry {
       if (isUniqueViolation(err)) throw new DeviceAlreadyExistsError(code);
       throw err;
     }
-    this.cache.delete(code);
+    this.forget(code);
     return { device: toDeviceView(entity), secret };
   }
 
@@ -149,7 +162,7 @@ export class DeviceRegistry {
       await em.update(GateDeviceEntity, { deviceCode, status: 'enabled' }, { secretHash: hashSecret(secret), rotatedAt: now });
       return toDeviceView({ ...e, rotatedAt: now } as GateDeviceEntity);
     });
-    this.cache.delete(deviceCode);
+    this.forget(deviceCode);
     return { device, secret };
   }
 
@@ -163,7 +176,7 @@ export class DeviceRegistry {
       await em.update(GateDeviceEntity, { deviceCode }, { status: 'revoked', revokedAt: now });
       return toDeviceView({ ...e, status: 'revoked', revokedAt: now } as GateDeviceEntity);
     });
-    this.cache.delete(deviceCode);
+    this.forget(deviceCode);
     return device;
   }
 
@@ -175,40 +188,58 @@ export class DeviceRegistry {
   }
 
   async get(deviceCode: string): Promise<GateDeviceView | undefined> {
-    const e = await this.load(deviceCode);
-    return e ? toDeviceView(e) : undefined;
+    return (await this.load(deviceCode)).view;
   }
 
   /** Checks a device's code and secret. The secret's hash is compared in constant time. */
   async authenticate(deviceCode: string | undefined, secret: string | undefined): Promise<DeviceAuthentication> {
     if (!deviceCode || !secret || !CODE.test(deviceCode) || secret.length > 256) return { ok: false, reason: 'DEVICE_NOT_AUTHENTICATED' };
-    const e = await this.load(deviceCode);
+    const { entity: e, view: device } = await this.load(deviceCode);
     // Hash anyway, so an unknown device costs the same as a wrong secret.
     const presented = Buffer.from(hashSecret(secret), 'hex');
     const stored = Buffer.from(e?.secretHash ?? '0'.repeat(64), 'hex');
     const match = stored.length === presented.length && timingSafeEqual(stored, presented);
-    if (!e || !match) return { ok: false, reason: 'DEVICE_NOT_AUTHENTICATED' };
-    const device = toDeviceView(e);
+    if (!e || !device || !match) return { ok: false, reason: 'DEVICE_NOT_AUTHENTICATED' };
     if (e.status !== 'enabled') return { ok: false, reason: 'DEVICE_REVOKED', device };
     return { ok: true, device };
   }
 
   /** Forgets cached devices (tests, or after an admin change on another replica is known). */
   clearCache(): void {
+    this.changes++;
     this.cache.clear();
+    this.loading.clear();
   }
 
-  private async load(deviceCode: string): Promise<GateDeviceEntity | undefined> {
-    const now = Date.now();
+  private forget(deviceCode: string): void {
+    this.changes++;
+    this.cache.delete(deviceCode);
+    this.loading.delete(deviceCode);
+  }
+
+  private load(deviceCode: string): Promise<CachedDevice> {
     const hit = this.cache.get(deviceCode);
-    if (hit && hit.until > now) return hit.entity;
-    const e = (await this.db.read((em) => em.findOne(GateDeviceEntity, { where: { deviceCode } }))) ?? undefined;
-    if (this.cacheMs > 0) {
-      // Bounded: unknown codes are cached too, so drop everything when it grows past a sane size.
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(deviceCode, { entity: e, until: now + this.cacheMs });
-    }
-    return e;
+    if (hit && hit.until > Date.now()) return Promise.resolve(hit);
+    const pending = this.loading.get(deviceCode);
+    if (pending) return pending;
+    const changesBefore = this.changes;
+    const read = this.db
+      .read((em) => em.findOne(GateDeviceEntity, { where: { deviceCode } }))
+      .then((row): CachedDevice => {
+        const entity = row ?? undefined;
+        const loaded = { entity, view: entity && toDeviceView(entity), until: Date.now() + this.cacheMs };
+        // A change made here while the row was being read may not be in it: use it for this call, cache it not.
+        if (this.cacheMs > 0 && this.changes === changesBefore) {
+          if (this.cache.size >= MAX_CACHED_DEVICES) this.cache.clear();
+          this.cache.set(deviceCode, loaded);
+        }
+        return loaded;
+      })
+      .finally(() => {
+        if (this.loading.get(deviceCode) === read) this.loading.delete(deviceCode);
+      });
+    this.loading.set(deviceCode, read);
+    return read;
   }
 }
 

@@ -11,11 +11,9 @@
  */
 import type { EntityManager } from 'typeorm';
 import type { Clock } from '../domain/model';
-import { appendEvent } from '../outbox/outbox';
+import { appendEvent, appendEventStatement } from '../outbox/outbox';
 import { loadOrderForUpdate, saveOrderSnapshot } from '../orders/order-store';
 import type { Database } from '../persistence/database';
-import { OrderEntity } from '../persistence/entities/order.entity';
-import { VoucherEntity } from '../persistence/entities/voucher.entity';
 import { WriteOffEntity } from '../persistence/entities/write-off.entity';
 import type { TopClient } from '../taobao/top-client';
 import { TopRequestError } from '../taobao/top-client';
@@ -47,35 +45,61 @@ export interface ReversePayload {
 
 const SERIAL_NOT_FOUND = 'isv.eticket-reverse-error:consume-serial-num-not-found';
 
+/** What the handlers use of a write-off, its order and its code. */
 interface Loaded {
-  readonly w: WriteOffEntity;
-  readonly order: OrderEntity;
-  readonly voucher: VoucherEntity;
+  readonly w: WriteOffRef & { readonly state: WriteOffEntity['state'] };
+  readonly order: { readonly taobaoOrderId: string; readonly token: string };
+  readonly voucherCode: string;
   readonly posid: string | null;
+}
+
+type WriteOffRef = Pick<WriteOffEntity, 'id' | 'orderId' | 'voucherId' | 'serialNum' | 'count'>;
+
+// One statement for the write-off, its order and its code (fixed SQL: typeorm's find options cost more than the read).
+const LOAD_SQL = `SELECT w.id, w.order_id AS orderId, w.voucher_id AS voucherId, w.serial_num AS serialNum, w.count, w.state, w.posid,
+    o.taobao_order_id AS taobaoOrderId, o.token, o.outer_iid AS outerIid, o.sub_outer_iid AS subOuterIid, v.code AS voucherCode
+  FROM write_offs w JOIN orders o ON o.id = w.order_id JOIN vouchers v ON v.id = w.voucher_id
+  WHERE w.id = ?`;
+
+interface LoadRow {
+  readonly id: string;
+  readonly orderId: string;
+  readonly voucherId: number | string;
+  readonly serialNum: string;
+  readonly count: number | string;
+  readonly state: WriteOffEntity['state'];
+  readonly posid: string | null;
+  readonly taobaoOrderId: string;
+  readonly token: string;
+  readonly outerIid: string | null;
+  readonly subOuterIid: string | null;
+  readonly voucherCode: string;
 }
 
 async function load(db: Database, writeOffId: string, opts: WriteOffWorkOptions): Promise<Loaded | undefined> {
   return db.read(async (em) => {
-    const w = await em.findOne(WriteOffEntity, { where: { id: writeOffId } });
-    if (!w) return undefined;
-    const order = await em.findOne(OrderEntity, { where: { id: w.orderId } });
-    const voucher = await em.findOne(VoucherEntity, { where: { id: w.voucherId } });
-    if (!order || !voucher) return undefined;
-    let posid = w.posid;
+    const [row] = (await em.query(LOAD_SQL, [writeOffId])) as LoadRow[];
+    if (!row) return undefined;
+    let posid = row.posid;
     if (!posid && opts.products) {
       // A supplier-reported admission recorded before any device of its scenic spot was registered.
-      const p = await opts.products.resolve(order.outerIid, order.subOuterIid);
+      const p = await opts.products.resolve(row.outerIid, row.subOuterIid);
       const d = p ? await em.findOne(GateDeviceEntity, { where: { scenicSpotCode: p.scenicSpotCode, status: 'enabled' }, order: { deviceCode: 'ASC' } }) : null;
       posid = d?.posid ?? null;
     }
-    return { w, order, voucher, posid };
+    return {
+      w: { id: row.id, orderId: row.orderId, voucherId: Number(row.voucherId), serialNum: row.serialNum, count: Number(row.count), state: row.state },
+      order: { taobaoOrderId: row.taobaoOrderId, token: row.token },
+      voucherCode: row.voucherCode,
+      posid,
+    };
   });
 }
 
 /** Units back on the ledger and the code; the write-off moves from `from` to `to`. False when it had moved already. */
 async function restoreUnits(
   em: EntityManager,
-  w: WriteOffEntity,
+  w: WriteOffRef,
   from: readonly WriteOffEntity['state'][],
   to: 'failed' | 'reversed',
   reason: string,
@@ -103,12 +127,12 @@ export function consumeHandler(opts: WriteOffWorkOptions): WorkHandler<ConsumePa
   return async (ctx: WorkContext<ConsumePayload>): Promise<WorkOutcome> => {
     const loaded = await load(ctx.db, String(ctx.payload?.writeOffId ?? ''), opts);
     if (!loaded) return { outcome: 'park', error: `write-off ${String(ctx.payload?.writeOffId)} not found` };
-    const { w, order, voucher, posid } = loaded;
+    const { w, order, voucherCode, posid } = loaded;
     if (w.state === 'failed' || w.state === 'conflict' || w.state === 'confirmed') return { outcome: 'done' };
     if (!posid) return { outcome: 'park', error: `write-off ${w.id}: no posid (register a gate device for its scenic spot, then replay)` };
     let outcome;
     try {
-      outcome = await opts.top.consume({ orderId: order.taobaoOrderId, verifyCode: voucher.code, consumeNum: w.count, token: order.token, posid, serialNum: w.serialNum });
+      outcome = await opts.top.consume({ orderId: order.taobaoOrderId, verifyCode: voucherCode, consumeNum: w.count, token: order.token, posid, serialNum: w.serialNum });
     } catch (err) {
       if (err instanceof TopRequestError) return { outcome: 'park', error: `write-off ${w.id}: ${err.message}` };
       throw err;
@@ -117,13 +141,17 @@ export function consumeHandler(opts: WriteOffWorkOptions): WorkHandler<ConsumePa
     switch (outcome.kind) {
       case 'ok':
       case 'already_done':
-        await ctx.db.transaction(async (em) => {
-          const moved = await em.update(WriteOffEntity, { id: w.id, state: 'recorded' }, { state: 'confirmed' });
-          if (moved.affected === 1) {
-            await appendEvent(em, { orderId: w.orderId, type: 'write-off.confirmed', payload: { writeOffId: w.id, quantity: w.count } }, clock);
-          }
-        });
-        return { outcome: 'done' };
+        return {
+          outcome: 'done',
+          record: {
+            statements: (em) => [
+              { sql: `UPDATE write_offs SET state = 'confirmed' WHERE id = ? AND state = 'recorded'`, params: [w.id] },
+              appendEventStatement(em, { orderId: w.orderId, type: 'write-off.confirmed', payload: { writeOffId: w.id, quantity: w.count } }, clock),
+            ],
+            // Already confirmed by an earlier run, or the gate reversed it meanwhile: nothing to confirm.
+            held: ([confirmed]) => confirmed?.affected === 1,
+          },
+        };
       case 'terminal': {
         const reason = `Taobao refused the consume: ${outcome.subCode ?? outcome.code} ${outcome.message}`;
         await ctx.db.transaction(async (em) => {
@@ -162,13 +190,13 @@ export function reverseHandler(opts: WriteOffWorkOptions): WorkHandler<ReversePa
   return async (ctx: WorkContext<ReversePayload>): Promise<WorkOutcome> => {
     const loaded = await load(ctx.db, String(ctx.payload?.writeOffId ?? ''), opts);
     if (!loaded) return { outcome: 'park', error: `write-off ${String(ctx.payload?.writeOffId)} not found` };
-    const { w, order, voucher, posid } = loaded;
+    const { w, order, voucherCode, posid } = loaded;
     const mode = ctx.payload.mode === 'consume_unknown' ? 'consume_unknown' : 'gate';
     if (mode === 'consume_unknown' && w.state !== 'recorded') return { outcome: 'done' };
     if (!posid) return { outcome: 'park', error: `write-off ${w.id}: no posid for the reverse` };
     let outcome;
     try {
-      outcome = await opts.top.reverse({ orderId: order.taobaoOrderId, reverseCode: voucher.code, reverseNum: w.count, consumeSerialNum: w.serialNum, token: order.token, posid });
+      outcome = await opts.top.reverse({ orderId: order.taobaoOrderId, reverseCode: voucherCode, reverseNum: w.count, consumeSerialNum: w.serialNum, token: order.token, posid });
     } catch (err) {
       if (err instanceof TopRequestError) return { outcome: 'park', error: `write-off ${w.id}: ${err.message}` };
       throw err;

@@ -61,6 +61,12 @@ export class GrpcServer {
   readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly serviceNames: string[] = [];
+  private unaryInFlight = 0;
+
+  /** Unary calls being handled now (the work runner yields to them). */
+  get unaryCallsInFlight(): number {
+    return this.unaryInFlight;
+  }
 
   constructor(
     private readonly log: Logger,
@@ -95,6 +101,7 @@ export class GrpcServer {
           const started = performance.now();
           const { ctx, refused } = this.context(call.metadata, labels.grpc_method, policy);
           const end = this.metrics.grpcHandlingSeconds.startTimer({ grpc_type: 'unary', ...labels });
+          this.unaryInFlight++;
           Promise.resolve()
             .then(() => {
               if (refused) throw refused;
@@ -103,12 +110,14 @@ export class GrpcServer {
             .then(
               (res) => {
                 end();
+                this.unaryInFlight--;
                 this.metrics.grpcHandled.inc({ grpc_type: 'unary', ...labels, grpc_code: status[status.OK] });
                 this.logCall(ctx, status.OK, started);
                 callback(null, res);
               },
               (err: unknown) => {
                 end();
+                this.unaryInFlight--;
                 const { error, internal } = toServiceError(err);
                 if (internal) ctx.log.error({ err }, 'gRPC handler failed');
                 this.metrics.grpcHandled.inc({ grpc_type: 'unary', ...labels, grpc_code: status[error.code ?? status.UNKNOWN] });

@@ -56,6 +56,11 @@ export class HttpServer {
   private readonly server: Server;
   private inFlight = 0;
 
+  /** Requests being handled now (the work runner yields to them). */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
   constructor(private readonly log: Logger, private readonly metrics: GatewayMetrics) {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;

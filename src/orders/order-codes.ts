@@ -15,12 +15,6 @@ export interface CodesCallPayload {
   readonly codes: readonly VerifyCode[];
 }
 
-/** Every active code with its full count: what `eticket.send` carries (the counts add up to the order's num). */
-export async function issuedCodes(em: EntityManager, orderId: string): Promise<VerifyCode[]> {
-  const rows = await em.find(VoucherEntity, { where: { orderId, status: 'active' }, order: { id: 'ASC' } });
-  return rows.map((v) => ({ code: v.code, num: v.total }));
-}
-
 /** Codes with units still usable, and how many: what `eticket.resend` carries. */
 export async function usableCodes(em: EntityManager, orderId: string): Promise<VerifyCode[]> {
   const rows = await em.find(VoucherEntity, { where: { orderId, status: 'active', remaining: MoreThan(0) }, order: { id: 'ASC' } });

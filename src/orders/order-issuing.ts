@@ -7,21 +7,21 @@ import type { EntityManager } from 'typeorm';
 import { markIssued, markIssueFailed, newOrder, startIssue } from '../domain/order';
 import { maskMobile } from '../domain/personal-data';
 import { OrderState, type Clock, type ValidityWindow } from '../domain/model';
-import { appendEvent } from '../outbox/outbox';
+import { appendEvent, appendEventStatement } from '../outbox/outbox';
 import { OperatorExceptionEntity } from '../persistence/entities/operator-exception.entity';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { VoucherEntity } from '../persistence/entities/voucher.entity';
 import { DuplicateOrderError, type NewOrder, type OrderRepository } from '../persistence/order-repository';
-import type { SqlStatement } from '../persistence/statement-batch';
+import { insertStatement, runStatements, type SqlStatement } from '../persistence/statement-batch';
 import type { PersonalDataProtector } from '../security/personal-data-protector';
 import { CapabilityNotSupportedError, SupplierCallError, type PlaceOrderResult } from '../suppliers/supplier-adapter';
 import type { SendNotice } from '../taobao/notice-parser';
 import { taobaoDay } from '../taobao/taobao-time';
 import { enqueueWork, enqueueWorkStatement, type EnqueueWorkInput } from '../work/work-queue';
-import type { WorkContext, WorkHandler, WorkOutcome } from '../work/work-runner';
-import { issuedCodes, type CodesCallPayload } from './order-codes';
+import type { ResultRecord, WorkContext, WorkHandler, WorkOutcome } from '../work/work-runner';
+import type { CodesCallPayload } from './order-codes';
 import { TAOBAO_FLOW_WORK, TAOBAO_UPSTREAM, supplierUpstream, type FlowLog, type ProductResolver, type SupplierLookup } from './order-ports';
-import { mutateOrder } from './order-store';
+import { ledgerOf, mutateOrder, phaseOf, saveOrderStatement, type LockedOrder } from './order-store';
 
 /** `error_code` we pass to `eticket.failsend` (our own numbering; Taobao only shows it). */
 export const FAILSEND_ERROR = {
@@ -204,15 +204,8 @@ export function placeOrderHandler(deps: IssueWorkDeps): WorkHandler<PlaceOrderPa
     if (!adapter) return { outcome: 'park', error: `supplier instance ${product.supplierInstance} is not configured` };
 
     // ISSUING, visibly, before the outside call; a re-run after a crash finds it already ISSUING.
-    const started = await ctx.db.transaction(async (em) => {
-      const r = await mutateOrder(em, order.id, ctx.clock.now(), startIssue);
-      if (r.ok || r.reason === 'ISSUE_IN_PROGRESS') {
-        await em.update(OrderEntity, { id: order.id }, { supplier: product.supplierInstance });
-        return 'issuing' as const;
-      }
-      return r.reason;
-    });
-    if (started !== 'issuing') return { outcome: 'done' };
+    const issuing = await startIssuing(ctx, order, product.supplierInstance);
+    if (!issuing) return { outcome: 'done' };
 
     const taobaoSendsSms = order.noticeType === 1;
     // The clear mobile exists only in this call, never in a log or an error.
@@ -253,44 +246,100 @@ export function placeOrderHandler(deps: IssueWorkDeps): WorkHandler<PlaceOrderPa
       // consume_type 1 is one entry per code; a multi-unit code is still usable unit by unit at our gates.
       deps.log.warn({ orderId: order.id }, 'one-use order got a multi-unit supplier code');
     }
-    await ctx.db.transaction(async (em) => {
+    return { outcome: 'done', record: issuedRecord(ctx, order, issuing, product.supplierInstance, result) };
+  };
+}
+
+/** The order as read at the start of the item, for a save checked against that version (a change since moved it). */
+function asRead(order: OrderEntity): LockedOrder {
+  const ledger = ledgerOf(order);
+  return {
+    id: order.id,
+    version: order.version,
+    snapshot: { state: order.state, phase: phaseOf(order.state, ledger), ledger, validity: { start: order.validStart, end: order.validEnd }, writeOffs: [] },
+  };
+}
+
+/**
+ * Moves the order to ISSUING with its supplier; undefined when it can no longer be issued (closed meanwhile). The
+ * usual case is one round trip checked against the version read; an order that moved since takes the locking path.
+ */
+async function startIssuing(ctx: WorkContext<PlaceOrderPayload>, order: OrderEntity, supplier: string): Promise<LockedOrder | undefined> {
+  const read = asRead(order);
+  if (order.state === OrderState.Issuing && order.supplier === supplier) return read; // a re-run: recorded already
+  const now = ctx.clock.now();
+  const next = order.state === OrderState.Received ? startIssue(read.snapshot) : undefined;
+  if (next?.ok) {
+    const [saved] = await ctx.db.atomically(() => [
+      saveOrderStatement(read, next.value, now),
+      // Only on the row that save just moved (same version, now ISSUING).
+      { sql: 'UPDATE orders SET supplier = ? WHERE id = ? AND version = ? AND state = ?', params: [supplier, order.id, read.version + 1, OrderState.Issuing] },
+    ]);
+    if (saved!.affected === 1) return { id: order.id, version: read.version + 1, snapshot: next.value };
+  }
+  return ctx.db.transaction(async (em) => {
+    const r = await mutateOrder(em, order.id, now, startIssue);
+    if (!r.ok && r.reason !== 'ISSUE_IN_PROGRESS') return undefined;
+    await em.update(OrderEntity, { id: order.id }, { supplier });
+    return { id: order.id, version: r.entity.version, snapshot: r.ok ? r.after : r.before };
+  });
+}
+
+/**
+ * ISSUED with the codes, its event and the TOP send, written with the item's completion: a version-checked save of
+ * the ISSUING order this run started (or found), the rest in the same round trip. An order that moved since takes
+ * the locking path, which records nothing when an earlier run already did.
+ */
+function issuedRecord(ctx: WorkContext<PlaceOrderPayload>, order: OrderEntity, issuing: LockedOrder, supplier: string, result: Extract<PlaceOrderResult, { kind: 'placed' }>): ResultRecord {
+  // What eticket.send carries: every code with its full count, in the order stored (the order has no other codes).
+  const codes = result.vouchers.map((v) => ({ code: v.code, num: v.quantity }));
+  const writes = (em: EntityManager, now: number): SqlStatement[] => [
+    insertStatement(
+      em,
+      VoucherEntity,
+      result.vouchers.map((v) => ({ orderId: order.id, code: v.code, qrPayload: v.qrUrl ?? null, total: v.quantity, remaining: v.quantity, status: 'active' as const, createdAt: now })),
+    ),
+    {
+      sql: 'UPDATE orders SET supplier_order_id = ?, supplier_sub_order_ids = ? WHERE id = ?',
+      params: [result.supplierOrderId, result.supplierSubOrderIds.length ? JSON.stringify(result.supplierSubOrderIds) : null, order.id],
+    },
+    appendEventStatement(
+      em,
+      {
+        orderId: order.id,
+        type: 'order.issued',
+        payload: {
+          taobaoOrderId: order.taobaoOrderId,
+          supplier,
+          supplierOrderId: result.supplierOrderId,
+          quantity: order.purchased,
+          maskedCodes: result.vouchers.map((v) => maskCode(v.code)),
+          validStartTime: new Date(order.validStart),
+          validEndTime: new Date(order.validEnd),
+        },
+      },
+      ctx.clock,
+    ),
+    enqueueWorkStatement(
+      em,
+      { idempotencyKey: `send:${order.id}`, orderId: order.id, kind: TAOBAO_FLOW_WORK.taobaoSend, upstream: TAOBAO_UPSTREAM, payload: { orderId: order.id, codes } satisfies CodesCallPayload },
+      ctx.clock,
+    ),
+  ];
+  const issued = markIssued(issuing.snapshot);
+  return {
+    statements: (em) => {
+      const now = ctx.clock.now();
+      return issued.ok ? [saveOrderStatement(issuing, issued.value, now), ...writes(em, now)] : [];
+    },
+    // Nothing saved (the order moved since, or was not issuable as read): the locking path decides.
+    held: ([saved]) => saved?.affected === 1,
+    otherwise: async (em) => {
       const now = ctx.clock.now();
       const issued = await mutateOrder(em, order.id, now, markIssued);
       if (!issued.ok) return; // already recorded by an earlier run
-      await em.insert(
-        VoucherEntity,
-        result.vouchers.map((v) => ({ orderId: order.id, code: v.code, qrPayload: v.qrUrl ?? null, total: v.quantity, remaining: v.quantity, status: 'active' as const, createdAt: now })),
-      );
-      await em.update(
-        OrderEntity,
-        { id: order.id },
-        { supplierOrderId: result.supplierOrderId, supplierSubOrderIds: result.supplierSubOrderIds.length ? JSON.stringify(result.supplierSubOrderIds) : null },
-      );
-      await appendEvent(
-        em,
-        {
-          orderId: order.id,
-          type: 'order.issued',
-          payload: {
-            taobaoOrderId: order.taobaoOrderId,
-            supplier: product.supplierInstance,
-            supplierOrderId: result.supplierOrderId,
-            quantity: order.purchased,
-            maskedCodes: result.vouchers.map((v) => maskCode(v.code)),
-            validStartTime: new Date(order.validStart),
-            validEndTime: new Date(order.validEnd),
-          },
-        },
-        ctx.clock,
-      );
-      const codes = await issuedCodes(em, order.id);
-      await enqueueWork(
-        em,
-        { idempotencyKey: `send:${order.id}`, orderId: order.id, kind: TAOBAO_FLOW_WORK.taobaoSend, upstream: TAOBAO_UPSTREAM, payload: { orderId: order.id, codes } satisfies CodesCallPayload },
-        ctx.clock,
-      );
-    });
-    return { outcome: 'done' };
+      await runStatements(em, writes(em, now));
+    },
   };
 }
 

@@ -12,6 +12,7 @@ import type { OrderResult, OrderSnapshot } from '../domain/order';
 import type { WriteOff } from '../domain/write-off-rules';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { WriteOffEntity } from '../persistence/entities/write-off.entity';
+import { isSqlite, type SqlStatement } from '../persistence/statement-batch';
 
 export class OrderNotFoundError extends Error {
   constructor(readonly orderId: string) {
@@ -150,4 +151,103 @@ export async function mutateOrder(
   }
   const entity = await saveOrderSnapshot(em, loaded, result.value, now);
   return { ok: true, before: loaded.snapshot, after: result.value, entity };
+}
+
+/** An order locked by a batched read (lockOrdersStatement): its snapshot (no write-offs) and the version read. */
+export interface LockedOrder {
+  readonly id: string;
+  readonly version: number;
+  readonly snapshot: OrderSnapshot;
+}
+
+/**
+ * Locks these orders and reads what a ledger change needs, as one statement to send with other reads of the same
+ * transaction (statement-batch.ts), with fixed SQL (no query builder). The rows are locked in id order, so two
+ * transactions locking overlapping sets of orders wait for each other instead of deadlocking. SQLite transactions
+ * are serialised already and take no row lock. Turn the rows into orders with lockedOrderOf.
+ */
+export function lockOrdersStatement(em: EntityManager, orderIds: readonly string[]): SqlStatement {
+  const ids = [...new Set(orderIds)];
+  if (ids.length === 0) throw new Error('lockOrdersStatement: no order to lock');
+  return {
+    sql:
+      'SELECT id, state, purchased, available, consumed, refund_pending, refunded, expired, valid_start, valid_end, version ' +
+      `FROM orders WHERE id IN (${ids.map(() => '?').join(', ')}) ORDER BY id${isSqlite(em) ? '' : ' FOR UPDATE'}`,
+    params: ids,
+  };
+}
+
+/** One row of lockOrdersStatement as a LockedOrder (mysql2 returns BIGINT columns as strings). */
+export function lockedOrderOf(row: Readonly<Record<string, unknown>>): LockedOrder {
+  const ledger: Ledger = {
+    purchased: Number(row['purchased']),
+    available: Number(row['available']),
+    consumed: Number(row['consumed']),
+    refundPending: Number(row['refund_pending']),
+    refunded: Number(row['refunded']),
+    expired: Number(row['expired']),
+  };
+  const state = row['state'] as OrderState;
+  return {
+    id: String(row['id']),
+    version: Number(row['version']),
+    snapshot: {
+      state,
+      phase: phaseOf(state, ledger),
+      ledger,
+      validity: { start: Number(row['valid_start']), end: Number(row['valid_end']) },
+      writeOffs: [],
+    },
+  };
+}
+
+/**
+ * saveOrderSnapshot as a statement to batch: writes the state, ledger and validity, bumping the version. The caller
+ * checks that it changed exactly one row (else OrderConcurrentUpdateError) and otherwise rolls the transaction back.
+ */
+export function saveOrderStatement(order: LockedOrder, next: OrderSnapshot, now: number): SqlStatement {
+  const l = next.ledger;
+  return {
+    sql:
+      'UPDATE orders SET state = ?, purchased = ?, available = ?, consumed = ?, refund_pending = ?, refunded = ?, expired = ?, ' +
+      'valid_start = ?, valid_end = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?',
+    params: [next.state, l.purchased, l.available, l.consumed, l.refundPending, l.refunded, l.expired, next.validity.start, next.validity.end, order.version + 1, now, order.id, order.version],
+  };
+}
+
+/** A locked order and the snapshot to save for it. */
+export interface OrderSave {
+  readonly order: LockedOrder;
+  readonly next: OrderSnapshot;
+}
+
+/**
+ * saveOrderSnapshot for several locked orders as ONE statement to batch (one statement for the server to run instead
+ * of one per order): writes each one's state, ledger and validity, bumping its version where it is still the version
+ * read. The caller checks with checkOrdersSaved that every order was written, and otherwise rolls back.
+ */
+export function saveOrdersStatement(saves: readonly OrderSave[], now: number): SqlStatement {
+  if (saves.length === 0) throw new Error('saveOrdersStatement: no order to save');
+  const whens = saves.map(() => 'WHEN ? THEN ?').join(' ');
+  const column = (name: string, value: (s: OrderSave) => unknown) => ({ sql: `${name} = CASE id ${whens} END`, params: saves.flatMap((s) => [s.order.id, value(s)]) });
+  const set = [
+    column('state', (s) => s.next.state),
+    column('purchased', (s) => s.next.ledger.purchased),
+    column('available', (s) => s.next.ledger.available),
+    column('consumed', (s) => s.next.ledger.consumed),
+    column('refund_pending', (s) => s.next.ledger.refundPending),
+    column('refunded', (s) => s.next.ledger.refunded),
+    column('expired', (s) => s.next.ledger.expired),
+    column('valid_start', (s) => s.next.validity.start),
+    column('valid_end', (s) => s.next.validity.end),
+  ];
+  return {
+    sql: `UPDATE orders SET ${set.map((c) => c.sql).join(', ')}, version = version + 1, updated_at = ? WHERE ${saves.map(() => '(id = ? AND version = ?)').join(' OR ')}`,
+    params: [...set.flatMap((c) => c.params), now, ...saves.flatMap((s) => [s.order.id, s.order.version])],
+  };
+}
+
+/** Throws OrderConcurrentUpdateError unless saveOrdersStatement wrote every order (a version moved meanwhile). */
+export function checkOrdersSaved(saves: readonly OrderSave[], affected: number): void {
+  if (affected !== saves.length) throw new OrderConcurrentUpdateError(saves.map((s) => s.order.id).join(', '));
 }

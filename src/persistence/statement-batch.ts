@@ -10,6 +10,7 @@
  * multi-statement protocol adds no way to inject SQL.
  */
 import type { EntityManager, EntityTarget, ObjectLiteral, ValueTransformer } from 'typeorm';
+import type { Database } from './database';
 
 export interface SqlStatement {
   readonly sql: string;
@@ -106,4 +107,34 @@ function toDatabaseValue(transformer: ValueTransformer | ValueTransformer[] | un
   let v = value;
   for (const t of transformer === undefined ? [] : Array.isArray(transformer) ? transformer : [transformer]) v = t.to(v);
   return typeof v === 'boolean' ? (v ? 1 : 0) : v;
+}
+
+/**
+ * Single-row INSERTs of one table and column set (insertStatement's `INSERT … VALUES (?, …)`) as one multi-row
+ * INSERT: one statement for the server to parse and run instead of one per row, rows kept in order (so are their
+ * auto-increment ids). Statements of any other shape are returned as they are.
+ */
+export function asOneInsert(statements: readonly SqlStatement[]): SqlStatement[] {
+  const first = statements[0];
+  if (!first || statements.length === 1 || statements.some((st) => st.sql !== first.sql)) return [...statements];
+  const at = first.sql.lastIndexOf(' VALUES ');
+  const row = first.sql.slice(at + ' VALUES '.length);
+  if (!/^INSERT /.test(first.sql) || at < 0 || !/^\(\?(, \?)*\)$/.test(row)) return [...statements];
+  return [{ sql: first.sql + `, ${row}`.repeat(statements.length - 1), params: statements.flatMap((st) => st.params) }];
+}
+
+/**
+ * One statement on its own: autocommit makes it atomic, without the START and COMMIT round trips of a transaction.
+ * (On SQLite `read` queues it like a transaction, so it never lands inside another one.)
+ */
+export function runAlone(db: Database, statement: SqlStatement): Promise<StatementResult> {
+  return db.read(async (em) => {
+    const runner = em.connection.createQueryRunner();
+    try {
+      const [result] = await runStatements(runner.manager, [statement]);
+      return result!;
+    } finally {
+      await runner.release();
+    }
+  });
 }

@@ -5,7 +5,7 @@
  */
 import type { FailSendPayload } from '../orders/order-issuing';
 import { TAOBAO_FLOW_WORK, type FlowLog } from '../orders/order-ports';
-import { appendEvent } from '../outbox/outbox';
+import { appendEventStatement } from '../outbox/outbox';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import type { WorkContext, WorkHandler, WorkOutcome, WorkRunner } from '../work/work-runner';
 import { qrImagesFor, type CodesWithQrPayload, type QrImageDeps } from './qr-image-upload';
@@ -42,8 +42,8 @@ export function codesHandler(deps: TaobaoWorkDeps, resend: boolean): WorkHandler
       // was marked done re-ran the send ("already sent") and appended a second code.sent (seen in npm run chaos).
       return {
         outcome: 'done',
-        record: async (em) => {
-          await appendEvent(em, { orderId: order.id, type: 'code.sent', payload: { resend, codeCount: ctx.payload.codes.length } }, ctx.clock);
+        record: {
+          statements: (em) => [appendEventStatement(em, { orderId: order.id, type: 'code.sent', payload: { resend, codeCount: ctx.payload.codes.length } }, ctx.clock)],
         },
       };
     }

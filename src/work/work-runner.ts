@@ -2,35 +2,56 @@
  * Runs durable work items through registered handlers.
  *
  * - Claim: due `pending` items, and `in_flight` items whose lease expired (their worker crashed or was stopped
- *   mid-call: the call is made again with the SAME idempotency key, so handlers must be safe to repeat).
- *   MySQL: `FOR UPDATE SKIP LOCKED` at READ COMMITTED, so several runners/replicas share the table; SQLite: one
- *   process. Only kinds this runner has a handler for, and never items of an upstream whose breaker is open.
+ *   mid-call: the call is made again with the SAME idempotency key, so handlers must be safe to repeat). One
+ *   autocommit SELECT finds the candidates with the first open item of each one's order (it is also the idle probe);
+ *   one conditional UPDATE leases them, guarded by their status/lease and the attempt count read, so of several
+ *   runners/replicas racing for an item exactly one wins it. No transaction and no row lock is held meanwhile.
+ *   Only kinds this runner has a handler for, and never items of an upstream whose breaker is open.
  * - In order per order: an item runs only when no earlier non-final (pending/in_flight/parked) item of its order
  *   exists, so a resend never overtakes its send and nothing overtakes a parked item.
  * - Outcome: done; retry with exponential backoff + jitter; park after max attempts or on a terminal error,
  *   raising an operator exception (row + `exception.raised` event). A call refused by an open/half-open breaker
- *   is put back without counting as an attempt.
+ *   is put back without counting as an attempt. An outcome that is one statement is sent alone (autocommit); one
+ *   with rows of its own is one transaction whose writes go in one round trip.
+ * - Idle: polls every `pollIntervalMs`, and is woken at once when a transaction of this process commits new work.
+ * - The foreground first: while the gateway is answering requests someone waits for (`foregroundInFlight`), fewer
+ *   items run at once (never fewer than one, so work always progresses).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Brackets, In, Not, type EntityManager } from 'typeorm';
+import type { AfterQueryEvent, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent, TransactionRollbackEvent } from 'typeorm';
 import { systemClock, type Clock } from '../domain/model';
 import { BreakerOpenError, UpstreamTimeoutError, isBusinessRejection, type BreakerRegistry } from '../breakers/breaker-registry';
-import { appendEvent, exceptionRaised } from '../outbox/outbox';
+import { appendEventStatement, exceptionRaised } from '../outbox/outbox';
 import type { Database } from '../persistence/database';
 import { OperatorExceptionEntity } from '../persistence/entities/operator-exception.entity';
-import { WorkItemEntity } from '../persistence/entities/work-item.entity';
+import { insertStatement, runAlone, runStatements, type SqlStatement, type StatementResult } from '../persistence/statement-batch';
 import { safeErrorText } from './work-queue';
 import { equalJitterBackoff, InterruptibleSleep } from '../support/backoff';
 
+/**
+ * The rows a `done` result writes of its own (an event, a state change), in the transaction that marks the item done
+ * and only if the lease is still ours - so a crash between the two can never re-run the call and record its result a
+ * second time.
+ */
+export interface ResultRecord {
+  /** Built inside that transaction and sent with the completion in one round trip. */
+  statements(em: EntityManager): readonly SqlStatement[];
+  /**
+   * Whether the statements' guards held, from their results (in `statements` order): e.g. an
+   * `UPDATE … WHERE state = 'recorded'` changed its row. When not, they are undone and `otherwise` runs in their place.
+   */
+  held?(results: readonly StatementResult[]): boolean;
+  /**
+   * When a guard did not hold: reads and writes (with row locks) in a new transaction with the completion. Absent: the
+   * item is done with nothing recorded (an earlier run recorded it, or the state moved on).
+   */
+  otherwise?(em: EntityManager): Promise<void>;
+}
+
 /** What a handler decided. Errors are stored and shown to operators: no personal data in them. */
 export type WorkOutcome =
-  /**
-   * `record`: the result's own rows (an event, a state change), written in the same transaction that marks the
-   * item done and only if the lease is still ours - so a crash between the two can never re-run the call and
-   * record its result a second time.
-   */
-  | { readonly outcome: 'done'; readonly record?: (em: EntityManager) => Promise<void> }
+  | { readonly outcome: 'done'; readonly record?: ResultRecord }
   /** Transient: try again later. `ambiguous`: the outside party may have acted (a timeout after sending). */
   | { readonly outcome: 'retry'; readonly error: string; readonly ambiguous?: boolean }
   /** Terminal: retrying cannot help (a business refusal, a malformed request); an operator must look. */
@@ -51,7 +72,7 @@ export interface WorkContext<P> {
   /** Aborted on timeout (breaker) or shutdown: pass it to the outside call. */
   readonly signal: AbortSignal;
   readonly item: WorkItemRef;
-  /** For the handler's own follow-up transaction recording the result. */
+  /** For the handler's own reads, and transactions for results that are not the item's completion. */
   readonly db: Database;
   readonly clock: Clock;
 }
@@ -73,8 +94,16 @@ export interface WorkRunnerOptions {
   readonly owner?: string;
   /** Items running at once (default 4). */
   readonly concurrency?: number;
-  /** Sleep when idle (default 200 ms). */
+  /**
+   * Look for due work this often when idle (default 1 s). Work this process commits wakes the runner at once, and
+   * retries it scheduled itself are looked for when due: polling finds what other replicas enqueue.
+   */
   readonly pollIntervalMs?: number;
+  /**
+   * Requests the gateway is answering right now that someone waits for (Taobao's notice ack, a gate's Redeem). While
+   * there are n, at most max(1, concurrency - n) items run: background calls yield to them, and never stop.
+   */
+  readonly foregroundInFlight?: () => number;
   /** How long a claim is ours; must exceed the longest call (default 60 s). */
   readonly leaseMs?: number;
   /** Attempts before an item parks (default 10). */
@@ -89,7 +118,7 @@ export interface WorkRunnerOptions {
   readonly logger?: WorkRunnerLogger;
   readonly random?: () => number;
   /** Called after each recorded outcome (metrics). */
-  readonly onOutcome?: (item: WorkItemRef, outcome: WorkOutcome['outcome'] | 'breaker_open' | 'lease_lost') => void;
+  readonly onOutcome?: (item: WorkItemRef, outcome: OutcomeLabel | 'lease_lost') => void;
 }
 
 /** Operator exception kind raised when work parks. */
@@ -107,11 +136,36 @@ class RetryOutcome extends Error {
   }
 }
 
+/** Thrown inside an outcome's transaction to roll it back: another runner holds the item now. */
+class LeaseLost extends Error {}
+
+/** Thrown inside a completion's transaction to roll it back: a guard of the result's record did not hold. */
+class RecordDidNotHold extends Error {}
+
+export type OutcomeLabel = WorkOutcome['outcome'] | 'breaker_open';
+
 interface Running {
   readonly item: WorkItemRef;
   readonly controller: AbortController;
   readonly done: Promise<void>;
   discarded: boolean;
+}
+
+// Fixed SQL instead of the query builder: the claim runs on every poll and every outcome is one of these, and
+// typeorm's query building and entity hydration cost more than the statements themselves.
+const due = (w = '') => `((${w}status = 'pending' AND ${w}next_attempt_at <= ?) OR (${w}status = 'in_flight' AND ${w}lease_until <= ?))`;
+const MINE = `id = ? AND lease_owner = ? AND status = 'in_flight'`;
+
+interface CandidateRow {
+  readonly id: number | string;
+  readonly idempotencyKey: string;
+  readonly orderId: string | null;
+  readonly kind: string;
+  readonly upstream: string;
+  readonly payload: string;
+  readonly attempts: number | string;
+  /** The earliest non-final item of the candidate's order (null without an order). */
+  readonly firstOpenId: number | string | null;
 }
 
 export class WorkRunner {
@@ -132,13 +186,18 @@ export class WorkRunner {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private readonly nap = new InterruptibleSleep();
+  /** Set when something may have become runnable while the loop was not asleep (mid-claim): look again at once. */
+  private woken = false;
+  /** When items this runner put back become due (clock time), so it looks then rather than at the next poll. */
+  private dueTimes: number[] = [];
+  private readonly localWork: LocalWorkWatch;
 
   constructor(private readonly opts: WorkRunnerOptions) {
     this.db = opts.db;
     this.clock = opts.clock ?? systemClock;
     this.owner = (opts.owner ?? `work:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`).slice(0, 64);
     this.concurrency = positive(opts.concurrency, 4);
-    this.pollIntervalMs = positive(opts.pollIntervalMs, 200);
+    this.pollIntervalMs = positive(opts.pollIntervalMs, 1_000);
     this.leaseMs = positive(opts.leaseMs, 60_000);
     this.maxAttempts = positive(opts.maxAttempts, 10);
     this.backoffBaseMs = positive(opts.backoffBaseMs, 1_000);
@@ -146,6 +205,7 @@ export class WorkRunner {
     this.breakerRecheckMs = positive(opts.breakerRecheckMs, 1_000);
     this.attemptTimeoutMs = positive(opts.attemptTimeoutMs, 30_000);
     this.random = opts.random ?? Math.random;
+    this.localWork = new LocalWorkWatch(() => this.wake());
   }
 
   /** Registers the handler of a kind (once per kind). */
@@ -164,6 +224,7 @@ export class WorkRunner {
     if (this.loop) return;
     if (this.handlers.size === 0) throw new Error('WorkRunner.start: no handlers registered');
     this.stopping = false;
+    this.db.dataSource.subscribers.push(this.localWork);
     this.loop = this.run();
   }
 
@@ -174,6 +235,8 @@ export class WorkRunner {
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
+    const subscribers = this.db.dataSource.subscribers;
+    if (subscribers.includes(this.localWork)) subscribers.splice(subscribers.indexOf(this.localWork), 1);
     this.nap.wake();
     await this.loop;
     this.loop = undefined;
@@ -191,26 +254,48 @@ export class WorkRunner {
     }
   }
 
+  private wake(): void {
+    this.woken = true;
+    this.nap.wake();
+  }
+
   private async run(): Promise<void> {
     while (!this.stopping) {
-      let delay = this.pollIntervalMs;
-      const free = this.concurrency - this.running.size;
+      this.woken = false;
+      let delay = this.untilNextDue();
+      const free = this.allowedConcurrency() - this.running.size;
       if (free > 0) {
         try {
-          const items = await this.claim(free);
-          for (const item of items) this.launch(item);
-          if (items.length === free) delay = 0;
+          const claimed = await this.claim(free);
+          for (const item of claimed.items) this.launch(item);
+          // All we asked for: more may be waiting. Raced by another runner: the candidates after those may be free.
+          if (claimed.items.length === free || claimed.raced) delay = 0;
         } catch (err) {
           this.opts.logger?.error({ err: safeErrorText(err), owner: this.owner }, 'claiming work failed');
         }
       }
-      if (delay > 0 && !this.stopping) await this.nap.sleep(delay);
+      if (delay > 0 && !this.stopping && !this.woken) await this.nap.sleep(delay);
     }
+  }
+
+  /** Items allowed to run now: fewer while the foreground is busy, never none. */
+  private allowedConcurrency(): number {
+    const foreground = this.opts.foregroundInFlight?.() ?? 0;
+    return foreground > 0 ? Math.max(1, this.concurrency - foreground) : this.concurrency;
+  }
+
+  /** Sleep before the next look: the poll interval, or less when an item this runner put back is due sooner. */
+  private untilNextDue(): number {
+    const now = this.clock.now();
+    // Those due by now are covered by the claim about to run.
+    this.dueTimes = this.dueTimes.filter((t) => t > now);
+    const soonest = this.dueTimes.reduce((a, b) => Math.min(a, b), Infinity);
+    return Math.max(1, Math.min(this.pollIntervalMs, soonest - now));
   }
 
   /** One claim-and-run round, waiting for the claimed items to finish; for tests and one-shot draining. */
   async runOnce(): Promise<number> {
-    const items = await this.claim(this.concurrency);
+    const { items } = await this.claim(this.concurrency);
     for (const item of items) this.launch(item);
     await Promise.allSettled(items.map((i) => this.running.get(i.ref.id)?.done));
     return items.length;
@@ -228,7 +313,7 @@ export class WorkRunner {
         if (!entry.discarded) this.opts.logger?.error({ err: safeErrorText(err), workItem: item.ref.id }, 'recording work outcome failed');
       } finally {
         if (this.running.get(item.ref.id) === entry) this.running.delete(item.ref.id);
-        this.nap.wake(); // the order's next item may be runnable now
+        this.wake(); // the order's next item may be runnable now
       }
     })();
     this.running.set(item.ref.id, entry);
@@ -270,115 +355,151 @@ export class WorkRunner {
 
   /** Writes the outcome, only if the lease is still ours (else another runner took the item over). */
   private async record(item: ClaimedItem, outcome: WorkOutcome | 'breaker_open'): Promise<void> {
-    const now = this.clock.now();
     const ref = item.ref;
-    const mine = { id: ref.id, leaseOwner: this.owner, status: 'in_flight' as const };
-    const release = { leaseOwner: null, leaseUntil: null, updatedAt: now };
-    let label: WorkOutcome['outcome'] | 'breaker_open' = outcome === 'breaker_open' ? 'breaker_open' : outcome.outcome;
-
-    const applied = await this.db.transaction(async (em) => {
-      if (outcome === 'breaker_open') {
-        // Not the item's fault: give the attempt back and look again soon.
-        const r = await em.update(WorkItemEntity, mine, { ...release, status: 'pending', attempts: () => 'attempts - 1', nextAttemptAt: now + this.breakerRecheckMs });
-        return (r.affected ?? 0) > 0;
-      }
-      if (outcome.outcome === 'done') {
-        const r = await em.update(WorkItemEntity, mine, { ...release, status: 'done', lastError: null });
-        if ((r.affected ?? 0) === 0) return false;
-        await outcome.record?.(em);
-        return true;
-      }
-      const error = safeErrorText(outcome.error);
-      if (outcome.outcome === 'retry' && this.opts.breakers && this.opts.breakers.state(ref.upstream) !== 'closed') {
-        // The upstream is down (this failure tripped the breaker, or a half-open probe failed): the item is not at
-        // fault, so the attempt is not charged; it waits for the breaker like the rest of the upstream's work.
-        label = 'breaker_open';
-        const r = await em.update(WorkItemEntity, mine, {
-          ...release,
-          status: 'pending',
-          attempts: () => 'attempts - 1',
-          lastError: `[upstream unavailable] ${error}`,
-          nextAttemptAt: now + this.breakerRecheckMs,
-        });
-        return (r.affected ?? 0) > 0;
-      }
-      if (outcome.outcome === 'retry' && item.attempt < this.maxAttempts) {
-        const text = outcome.ambiguous ? `[ambiguous] ${error}` : error;
-        const r = await em.update(WorkItemEntity, mine, { ...release, status: 'pending', lastError: text, nextAttemptAt: now + this.backoffDelay(item.attempt) });
-        return (r.affected ?? 0) > 0;
-      }
-      label = 'park';
-      const why = outcome.outcome === 'retry' ? `gave up after ${item.attempt} attempts: ${error}` : error;
-      const r = await em.update(WorkItemEntity, mine, { ...release, status: 'parked', lastError: why });
-      if ((r.affected ?? 0) === 0) return false;
-      await raiseWorkException(em, ref, `parked after ${item.attempt} attempt(s): ${why}`, now, this.clock);
-      return true;
-    });
-
-    if (!applied) {
+    let written: { label: OutcomeLabel; applied: boolean };
+    try {
+      written = await this.write(item, outcome);
+    } catch (err) {
+      if (outcome === 'breaker_open' || outcome.outcome !== 'done') throw err;
+      // The result's rows could not be written (a deadlock, a constraint): the call is repeated later under the
+      // same idempotency key, as after any failure whose effect is unknown.
+      written = await this.write(item, { outcome: 'retry', error: `recording the result failed: ${safeErrorText(err)}`, ambiguous: true });
+    }
+    if (!written.applied) {
       this.opts.logger?.warn({ workItem: ref.id, kind: ref.kind }, 'work item lease lost before its outcome was recorded');
       this.opts.onOutcome?.(ref, 'lease_lost');
       return;
     }
-    if (label === 'park') this.opts.logger?.warn({ workItem: ref.id, kind: ref.kind, upstream: ref.upstream, attempts: item.attempt }, 'work item parked');
-    this.opts.onOutcome?.(ref, label);
+    if (written.label === 'park') this.opts.logger?.warn({ workItem: ref.id, kind: ref.kind, upstream: ref.upstream, attempts: item.attempt }, 'work item parked');
+    this.opts.onOutcome?.(ref, written.label);
   }
 
-  /** Claims up to `limit` runnable items and leases them to this runner. */
-  private claim(limit: number): Promise<ClaimedItem[]> {
+  private async write(item: ClaimedItem, outcome: WorkOutcome | 'breaker_open'): Promise<{ label: OutcomeLabel; applied: boolean }> {
+    const now = this.clock.now();
+    const ref = item.ref;
+    if (outcome === 'breaker_open') {
+      // Not the item's fault: give the attempt back and look again soon.
+      return { label: 'breaker_open', applied: await this.putBack(ref, now, { nextAttemptAt: now + this.breakerRecheckMs, charged: false }) };
+    }
+    if (outcome.outcome === 'done') return { label: 'done', applied: await this.complete(ref, now, outcome.record) };
+    const error = safeErrorText(outcome.error);
+    if (outcome.outcome === 'retry' && this.opts.breakers && this.opts.breakers.state(ref.upstream) !== 'closed') {
+      // The upstream is down (this failure tripped the breaker, or a half-open probe failed): the item is not at
+      // fault, so the attempt is not charged; it waits for the breaker like the rest of the upstream's work.
+      const lastError = `[upstream unavailable] ${error}`;
+      return { label: 'breaker_open', applied: await this.putBack(ref, now, { nextAttemptAt: now + this.breakerRecheckMs, charged: false, lastError }) };
+    }
+    if (outcome.outcome === 'retry' && item.attempt < this.maxAttempts) {
+      const lastError = outcome.ambiguous ? `[ambiguous] ${error}` : error;
+      return { label: 'retry', applied: await this.putBack(ref, now, { nextAttemptAt: now + this.backoffDelay(item.attempt), charged: true, lastError }) };
+    }
+    const why = outcome.outcome === 'retry' ? `gave up after ${item.attempt} attempts: ${error}` : error;
+    const applied = await unlessLeaseLost(
+      this.db.transaction(async (em) => {
+        const [parked] = await runStatements(em, [
+          this.settle(ref, now, { status: 'parked', lastError: why }),
+          ...workExceptionStatements(em, ref, `parked after ${item.attempt} attempt(s): ${why}`, now, this.clock),
+        ]);
+        if (parked!.affected === 0) throw new LeaseLost();
+        return true;
+      }),
+    );
+    return { label: 'park', applied };
+  }
+
+  /** Done, with the result's own rows in the same transaction; false when the lease was lost. */
+  private async complete(ref: WorkItemRef, now: number, record: ResultRecord | undefined): Promise<boolean> {
+    const done = this.settle(ref, now, { status: 'done', lastError: null });
+    if (!record) return (await runAlone(this.db, done)).affected > 0;
+    try {
+      return await this.db.transaction(async (em) => {
+        const [completed, ...results] = await runStatements(em, [done, ...record.statements(em)]);
+        if (completed!.affected === 0) throw new LeaseLost();
+        if (record.held && !record.held(results)) throw new RecordDidNotHold();
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof LeaseLost) return false;
+      if (!(err instanceof RecordDidNotHold)) throw err;
+    }
+    const { otherwise } = record;
+    if (!otherwise) return (await runAlone(this.db, done)).affected > 0;
+    return unlessLeaseLost(
+      this.db.transaction(async (em) => {
+        const [completed] = await runStatements(em, [done]);
+        if (completed!.affected === 0) throw new LeaseLost();
+        await otherwise(em);
+        return true;
+      }),
+    );
+  }
+
+  /** Back to pending, due at `nextAttemptAt`; false when the lease was lost. */
+  private async putBack(ref: WorkItemRef, now: number, o: { nextAttemptAt: number; charged: boolean; lastError?: string }): Promise<boolean> {
+    const applied = (await runAlone(this.db, this.settle(ref, now, { status: 'pending', ...o }))).affected > 0;
+    if (applied) this.dueTimes.push(o.nextAttemptAt);
+    return applied;
+  }
+
+  /** The UPDATE that ends this runner's lease on the item with its outcome; it changes nothing once the lease is lost. */
+  private settle(
+    ref: WorkItemRef,
+    now: number,
+    o: { status: 'done' | 'pending' | 'parked'; lastError?: string | null; nextAttemptAt?: number; charged?: boolean },
+  ): SqlStatement {
+    let set = 'status = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?';
+    const params: unknown[] = [o.status, now];
+    if (o.lastError !== undefined) {
+      set += ', last_error = ?';
+      params.push(o.lastError);
+    }
+    if (o.nextAttemptAt !== undefined) {
+      set += ', next_attempt_at = ?';
+      params.push(o.nextAttemptAt);
+    }
+    if (o.charged === false) set += ', attempts = attempts - 1';
+    return { sql: `UPDATE work_items SET ${set} WHERE ${MINE}`, params: [...params, ref.id, this.owner] };
+  }
+
+  /**
+   * Claims up to `limit` runnable items and leases them to this runner. `raced`: another runner won some of the
+   * candidates between our read and our lease.
+   */
+  private async claim(limit: number): Promise<{ items: ClaimedItem[]; raced: boolean }> {
     const kinds = [...this.handlers.keys()];
     const open = this.opts.breakers?.openUpstreams() ?? [];
-    return this.db.transaction(async (em) => {
-      const now = this.clock.now();
-      let q = em
-        .createQueryBuilder(WorkItemEntity, 'w')
-        .where(
-          new Brackets((b) =>
-            b
-              .where('(w.status = :pending AND w.nextAttemptAt <= :now)', { pending: 'pending', now })
-              .orWhere('(w.status = :inFlight AND w.leaseUntil <= :now)', { inFlight: 'in_flight', now }),
-          ),
-        )
-        .andWhere('w.kind IN (:...kinds)', { kinds })
-        .orderBy('w.id', 'ASC')
-        // More than we need: some candidates are blocked by an earlier item of their order.
-        .limit(Math.max(limit * 4, 20));
-      if (open.length > 0) q = q.andWhere('w.upstream NOT IN (:...open)', { open });
-      if (this.db.supportsSkipLocked) q = q.setLock('pessimistic_write').setOnLocked('skip_locked');
-      const candidates = await q.getMany();
-      if (candidates.length === 0) return [];
+    const now = this.clock.now();
+    // More than we need: some candidates are blocked by an earlier item of their order.
+    const rows: CandidateRow[] = await this.db.read((em) =>
+      em.query(candidatesSql(kinds.length, open.length), [now, now, ...kinds, ...open, Math.max(limit * 4, 20)]),
+    );
+    const runnable = rows
+      .filter((c) => (c.orderId === null || Number(c.firstOpenId) === Number(c.id)) && !this.running.has(Number(c.id)))
+      .slice(0, limit);
+    if (runnable.length === 0) return { items: [], raced: false };
 
-      const runnable = (await this.firstOfEachOrder(em, candidates)).slice(0, limit);
-      if (runnable.length === 0) return [];
-      await em.update(
-        WorkItemEntity,
-        { id: In(runnable.map((c) => Number(c.id))) },
-        { status: 'in_flight', leaseOwner: this.owner, leaseUntil: now + this.leaseMs, attempts: () => 'attempts + 1', updatedAt: now },
-      );
-      return runnable.map((c) => ({
-        ref: { id: Number(c.id), idempotencyKey: c.idempotencyKey, orderId: c.orderId, kind: c.kind, upstream: c.upstream },
-        payload: c.payload,
-        attempt: c.attempts + 1,
-      }));
+    const leaseUntil = now + this.leaseMs;
+    const which = runnable.map(() => '(id = ? AND attempts = ?)').join(' OR ');
+    const leased = await runAlone(this.db, {
+      sql: `UPDATE work_items SET status = 'in_flight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE (${which}) AND ${due()}`,
+      params: [this.owner, leaseUntil, now, ...runnable.flatMap((c) => [Number(c.id), Number(c.attempts)]), now, now],
     });
-  }
-
-  /** Keeps candidates that are the earliest non-final item of their order (or belong to no order). */
-  private async firstOfEachOrder(em: EntityManager, candidates: WorkItemEntity[]): Promise<WorkItemEntity[]> {
-    const orderIds = [...new Set(candidates.map((c) => c.orderId).filter((o): o is string => o !== null))];
-    const first = new Map<string, number>();
-    if (orderIds.length > 0) {
-      const rows: Array<{ orderId: string; firstId: number | string }> = await em
-        .createQueryBuilder(WorkItemEntity, 'w')
-        .select('w.orderId', 'orderId')
-        .addSelect('MIN(w.id)', 'firstId')
-        .where('w.orderId IN (:...orderIds)', { orderIds })
-        .andWhere({ status: Not(In(['done', 'abandoned'])) })
-        .groupBy('w.orderId')
-        .getRawMany();
-      for (const r of rows) first.set(r.orderId, Number(r.firstId));
+    let mine = runnable;
+    if (leased.affected < runnable.length) {
+      // Which ones: only this UPDATE gives an item this owner and this lease end.
+      const ids = runnable.map((c) => Number(c.id));
+      const ours: Array<{ id: number | string }> = await this.db.read((em) =>
+        em.query(`SELECT id FROM work_items WHERE id IN (${ids.map(() => '?').join(', ')}) AND lease_owner = ? AND lease_until = ?`, [...ids, this.owner, leaseUntil]),
+      );
+      const won = new Set(ours.map((r) => Number(r.id)));
+      mine = runnable.filter((c) => won.has(Number(c.id)));
     }
-    return candidates.filter((c) => c.orderId === null || first.get(c.orderId) === Number(c.id));
+    const items = mine.map((c) => ({
+      ref: { id: Number(c.id), idempotencyKey: c.idempotencyKey, orderId: c.orderId, kind: c.kind, upstream: c.upstream },
+      payload: c.payload,
+      attempt: Number(c.attempts) + 1,
+    }));
+    return { items, raced: mine.length < runnable.length };
   }
 
   /** base * 2^(attempt-1), capped; "equal jitter" so retries of many items spread out. */
@@ -387,20 +508,66 @@ export class WorkRunner {
   }
 }
 
+/** Due candidates, oldest first, each with the first non-final item of its order (runnable only if that is itself). */
+function candidatesSql(kinds: number, openUpstreams: number): string {
+  const list = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+  return `SELECT w.id, w.idempotency_key AS idempotencyKey, w.order_id AS orderId, w.kind, w.upstream, w.payload, w.attempts,
+    (SELECT MIN(f.id) FROM work_items f WHERE f.order_id = w.order_id AND f.status NOT IN ('done', 'abandoned')) AS firstOpenId
+  FROM work_items w
+  WHERE ${due('w.')} AND w.kind IN (${list(kinds)})${openUpstreams > 0 ? ` AND w.upstream NOT IN (${list(openUpstreams)})` : ''}
+  ORDER BY w.id LIMIT ?`;
+}
+
 interface ClaimedItem {
   readonly ref: WorkItemRef;
   readonly payload: string;
   readonly attempt: number;
 }
 
-/** Records an operator exception for a work item (+ `exception.raised` event when it belongs to an order). */
-export async function raiseWorkException(em: EntityManager, ref: WorkItemRef, detail: string, now: number, clock: Clock): Promise<void> {
-  const text = `${workExceptionDetailPrefix(ref.id)} kind=${ref.kind}; upstream=${ref.upstream}; ${safeErrorText(detail)}`;
-  await em.insert(OperatorExceptionEntity, { kind: WORK_PARKED_EXCEPTION, orderId: ref.orderId, detail: text, createdAt: now, resolvedAt: null });
-  if (ref.orderId !== null) {
-    await appendEvent(em, { orderId: ref.orderId, type: 'exception.raised', payload: exceptionRaised(WORK_PARKED_EXCEPTION, text, ref.id), occurredAt: now }, clock);
+
+async function unlessLeaseLost(applied: Promise<boolean>): Promise<boolean> {
+  try {
+    return await applied;
+  } catch (err) {
+    if (err instanceof LeaseLost) return false;
+    throw err;
   }
 }
+
+/** The operator exception for a work item (+ `exception.raised` event when it belongs to an order), as statements. */
+function workExceptionStatements(em: EntityManager, ref: WorkItemRef, detail: string, now: number, clock: Clock): SqlStatement[] {
+  const text = `${workExceptionDetailPrefix(ref.id)} kind=${ref.kind}; upstream=${ref.upstream}; ${safeErrorText(detail)}`;
+  const statements = [insertStatement(em, OperatorExceptionEntity, { kind: WORK_PARKED_EXCEPTION, orderId: ref.orderId, detail: text, createdAt: now, resolvedAt: null })];
+  if (ref.orderId !== null) {
+    statements.push(appendEventStatement(em, { orderId: ref.orderId, type: 'exception.raised', payload: exceptionRaised(WORK_PARKED_EXCEPTION, text, ref.id), occurredAt: now }, clock));
+  }
+  return statements;
+}
+
+/**
+ * Notices new work committed by this process: any INSERT into work_items, once its transaction commits (at once
+ * when it ran on its own). Every enqueue path (enqueueWork, enqueueWorkStatement) is such an INSERT.
+ */
+class LocalWorkWatch implements EntitySubscriberInterface {
+  private readonly enqueuedIn = new WeakSet<QueryRunner>();
+  constructor(private readonly wake: () => void) {}
+
+  afterQuery(event: AfterQueryEvent): void {
+    if (!event.success || !event.query.includes('work_items') || !INSERTS_WORK.test(event.query)) return;
+    if (event.queryRunner.isTransactionActive) this.enqueuedIn.add(event.queryRunner);
+    else this.wake();
+  }
+
+  afterTransactionCommit(event: TransactionCommitEvent): void {
+    if (this.enqueuedIn.delete(event.queryRunner)) this.wake();
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    this.enqueuedIn.delete(event.queryRunner);
+  }
+}
+
+const INSERTS_WORK = /\bINSERT\b[^;]*?\bINTO\s+[`"]?work_items\b/i;
 
 /** Without a breaker: the handler still gets a signal that aborts when the time budget runs out. */
 async function withTimeout(

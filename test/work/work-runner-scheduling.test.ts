@@ -1,0 +1,158 @@
+/**
+ * When the runner looks for work and how much it runs at once: claims raced by another runner, the wake-up on work
+ * this process commits, retries looked for when due, and yielding to the foreground without ever stopping.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { Database } from '../../src/persistence/database';
+import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity';
+import { enqueueWork, enqueueWorkStatement, type EnqueueWorkInput } from '../../src/work/work-queue';
+import { WorkRunner, type WorkContext, type WorkOutcome, type WorkRunnerOptions } from '../../src/work/work-runner';
+import { openTestDatabase, type TestDatabase } from '../support/database';
+
+const cleanups: Array<() => Promise<unknown> | void> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+});
+
+async function database(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
+  const t = await openTestDatabase(kind);
+  cleanups.push(() => t.drop());
+  return t;
+}
+
+function runner(opts: WorkRunnerOptions, handler: (ctx: WorkContext<{ n: number }>) => Promise<WorkOutcome>): WorkRunner {
+  const r = new WorkRunner(opts).register('test.job', handler);
+  cleanups.push(() => r.stop(0));
+  return r;
+}
+
+const job = (n: number, orderId: string | null = null): EnqueueWorkInput => ({ idempotencyKey: `job:${n}`, orderId, kind: 'test.job', upstream: 'supplier:x', payload: { n } });
+
+async function enqueue(db: Database, ...inputs: EnqueueWorkInput[]): Promise<void> {
+  await db.transaction(async (em) => {
+    for (const input of inputs) await enqueueWork(em, input);
+  });
+}
+
+async function items(db: Database): Promise<WorkItemEntity[]> {
+  return db.read((em) => em.find(WorkItemEntity, { order: { id: 'ASC' } }));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const allDone = (db: Database) => async () => (await items(db)).every((w) => w.status === 'done');
+
+describe('claims', () => {
+  it('two runners claiming the same candidates at once: each item is leased and run once (mysql)', async () => {
+    const { db, reopen } = await database('mysql');
+    const other = await reopen({ runMigrations: false });
+    cleanups.push(() => other.close());
+    const orders = ['o_1', 'o_2', 'o_3'];
+    for (let n = 0; n < 12; n++) await enqueue(db, job(n, orders[n % 3]!));
+    const ran: string[] = [];
+    let running = new Set<string>();
+    const overlaps: string[] = [];
+    const handler = async (ctx: WorkContext<{ n: number }>): Promise<WorkOutcome> => {
+      const order = ctx.item.orderId!;
+      if (running.has(order)) overlaps.push(ctx.item.idempotencyKey);
+      running.add(order);
+      ran.push(ctx.item.idempotencyKey);
+      await sleep(5);
+      running.delete(order);
+      return { outcome: 'done' };
+    };
+    // Both read the same candidates before either leases them: the conditional UPDATE decides.
+    const a = runner({ db, concurrency: 12 }, handler);
+    const b = runner({ db: other, concurrency: 12 }, handler);
+    for (let round = 0; round < 20 && ran.length < 12; round++) {
+      running = new Set();
+      await Promise.all([a.runOnce(), b.runOnce()]);
+    }
+    assert.equal(ran.length, 12, 'every item ran');
+    assert.equal(new Set(ran).size, 12, 'no item ran twice');
+    assert.deepEqual(overlaps, [], 'never two items of one order at once');
+    for (const o of orders) {
+      const seq = ran.map((k) => Number(k.split(':')[1])).filter((n) => orders[n % 3] === o);
+      assert.deepEqual(seq, [...seq].sort((x, y) => x - y), `order ${o} in order`);
+    }
+    assert.ok((await items(db)).every((w) => w.status === 'done' && w.attempts === 1 && w.leaseOwner === null));
+  });
+});
+
+describe('waking up', () => {
+  for (const kind of ['sqlite', 'mysql'] as const) {
+    it(`starts work this process commits at once, not at the next poll (${kind})`, async () => {
+      const { db } = await database(kind);
+      const started: number[] = [];
+      const r = runner({ db, pollIntervalMs: 60_000 }, async (ctx) => {
+        started.push(ctx.payload.n);
+        return { outcome: 'done' };
+      });
+      r.start();
+      await sleep(200); // its first look found nothing: asleep for a minute now
+
+      // Rolled back: nothing to run.
+      await assert.rejects(
+        db.transaction(async (em) => {
+          await enqueueWork(em, job(0));
+          throw new Error('rolled back');
+        }),
+        /rolled back/,
+      );
+      await enqueue(db, job(1));
+      await waitFor('the item enqueued in a transaction', () => started.includes(1), 3_000);
+      // A read-free transaction (one round trip on MariaDB, outside typeorm's transaction handling).
+      await db.atomically((em) => [enqueueWorkStatement(em, job(2))]);
+      await waitFor('the item enqueued atomically', () => started.includes(2), 3_000);
+      assert.deepEqual(started, [1, 2]);
+    });
+  }
+
+  it('looks again when an item it put back is due, not at the next poll (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    const attempts: number[] = [];
+    const r = runner({ db, pollIntervalMs: 60_000, backoffBaseMs: 100, backoffMaxMs: 100 }, async (ctx) => {
+      attempts.push(ctx.attempt);
+      return ctx.attempt === 1 ? { outcome: 'retry', error: 'upstream busy' } : { outcome: 'done' };
+    });
+    await enqueue(db, job(1));
+    r.start();
+    await waitFor('the retry', allDone(db), 3_000);
+    assert.deepEqual(attempts, [1, 2]);
+  });
+});
+
+describe('the foreground first', () => {
+  it('runs fewer items at once while requests are in flight, never none (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    let foreground = 0;
+    let now = 0;
+    let most = 0;
+    const r = runner({ db, concurrency: 4, pollIntervalMs: 20, foregroundInFlight: () => foreground }, async () => {
+      most = Math.max(most, ++now);
+      await sleep(40);
+      now--;
+      return { outcome: 'done' };
+    });
+    r.start();
+    const phase = async (load: number, from: number): Promise<number> => {
+      foreground = load;
+      most = 0;
+      await enqueue(db, ...Array.from({ length: 8 }, (_, i) => job(from + i)));
+      await waitFor(`8 items with ${load} requests in flight`, allDone(db));
+      return most;
+    };
+    assert.equal(await phase(10, 0), 1, 'a busy foreground leaves one item running: work still progresses');
+    assert.equal(await phase(2, 100), 2, 'concurrency minus the requests in flight');
+    assert.equal(await phase(0, 200), 4, 'all of it when nobody waits');
+  });
+});
