@@ -3,7 +3,7 @@
  * kafkajs producing the same N messages (same keys, values, headers, batches of the relay's size, acks=all) to the
  * same broker; then the created->acknowledged lag while events are appended steadily at a fixed rate.
  * Runs in the bench process against its own database on the bench's MariaDB; the relay has the settings the
- * gateway gives it in app.ts (batch 100, poll 200 ms).
+ * gateway gives it in app.ts (OUTBOX_BATCH_SIZE's default batch, the relay's default poll interval).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,12 +17,13 @@ import { appendEvent, ORDER_EVENT_CONTENT_TYPE } from '../src/outbox/outbox';
 import { OutboxRelay } from '../src/outbox/outbox-relay';
 import { KafkaEventPublisher } from '../src/outbox/kafka-event-publisher';
 import { EVENT_HEADERS, type EventPublisher, type OutgoingEvent } from '../src/outbox/event-publisher';
+import { configSchema } from '../src/config';
 import { newHistogram, recordMs } from './load';
 
 export const RELAY_EVENTS = 10_000;
 export const LAG_RATE = 1_000;
-/** The relay's default, which the gateway uses; BENCH_RELAY_BATCH tries another (the raw baseline follows it). */
-const RELAY_BATCH = Number(process.env.BENCH_RELAY_BATCH ?? 100);
+/** OUTBOX_BATCH_SIZE's default, which app.ts gives the relay; BENCH_RELAY_BATCH tries another (the raw baseline follows it). */
+const RELAY_BATCH = Number(process.env.BENCH_RELAY_BATCH ?? configSchema.shape.OUTBOX_BATCH_SIZE.parse(undefined));
 const LAG_MS = 6_000;
 const DRAIN_TIMEOUT_MS = 60_000;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { EVENT_HEADERS } from '../../src/outbox/event-publisher';
+import { EVENT_HEADERS, EventPublishError, type EventPublisher, type OutgoingEvent } from '../../src/outbox/event-publisher';
 import { KafkaEventPublisher } from '../../src/outbox/kafka-event-publisher';
 import { appendEvent, decodeOrderEvent, listOrderEvents, ORDER_EVENT_CONTENT_TYPE } from '../../src/outbox/outbox';
 import { OutboxRelay, outboxBacklog, startOutboxRelay } from '../../src/outbox/outbox-relay';
@@ -257,5 +257,106 @@ describe('OutboxRelay', () => {
     now += 8 * 86_400_000;
     assert.equal(await relay.purgeOnce(), 1);
     assert.deepEqual((await db.read((em) => em.find(OutboxEventEntity))).map((r) => r.status), ['pending']);
+  });
+});
+
+/** An in-memory broker: records what it acknowledged, fails when told to, takes a little time like a real one. */
+class ScriptedPublisher implements EventPublisher {
+  failures = 0;
+  private calls = 0;
+  constructor(
+    private readonly script: { fails?: (call: number) => boolean; delayMs?: (call: number) => number } = {},
+    /** Shared by several relays' publishers: one broker's log. */
+    readonly acknowledged: OutgoingEvent[] = [],
+  ) {}
+  async publish(events: readonly OutgoingEvent[]): Promise<void> {
+    const call = this.calls++;
+    await new Promise((r) => setTimeout(r, this.script.delayMs?.(call) ?? 1));
+    if (this.script.fails?.(call)) {
+      this.failures++;
+      throw new EventPublishError('broker refused the batch', true);
+    }
+    this.acknowledged.push(...events);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('OutboxRelay loop', () => {
+  for (const kind of ['mysql', 'sqlite'] as const) {
+    it(`keeps each order in sequence while batches fail and events keep coming, two relays (${kind})`, async () => {
+      const { db } = await database(kind);
+      const broker: OutgoingEvent[] = [];
+      // Every third publish fails; delays vary so batches finish out of order across the relays.
+      const publishers = [0, 1].map((r) => new ScriptedPublisher({ fails: (call) => call % 3 === 1, delayMs: (call) => (call * 7 + r) % 5 }, broker));
+      for (const publisher of publishers) {
+        const relay = new OutboxRelay({ db, publisher, batchSize: 3, pollIntervalMs: 5, backoffInitialMs: 2, backoffMaxMs: 10 });
+        relay.start();
+        cleanups.push(() => relay.stop());
+      }
+      const orders = ['o_p1', 'o_p2', 'o_p3', 'o_p4', 'o_p5'];
+      const eventIds = new Map<string, string[]>();
+      await Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 10))));
+      await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
+
+      assert.ok(publishers.every((p) => p.failures > 0), 'publishes failed on both relays');
+      for (const o of orders) {
+        const sent = broker.filter((e) => e.key === o).map((e) => e.eventId);
+        assert.deepEqual(sent, eventIds.get(o), `order ${o}: each event once, in order`);
+      }
+      const rows = await db.read((em) => em.find(OutboxEventEntity));
+      assert.ok(rows.every((r) => r.status === 'published' && r.leaseOwner === null));
+    });
+  }
+
+  it('records the batches the broker acknowledged before stop() resolves, and leaves nothing leased (mysql)', async () => {
+    const { db } = await database('mysql');
+    await appendFlow(db, 'o_stop_1', 3);
+    await appendFlow(db, 'o_stop_2', 3);
+    const publisher = new ScriptedPublisher({ delayMs: () => 300 });
+    const relay = new OutboxRelay({ db, publisher, batchSize: 2 });
+    relay.start();
+    await waitFor('a batch at the broker', async () => (await db.read((em) => em.count(OutboxEventEntity, { where: { leaseOwner: relay.owner } }))) > 0);
+    await relay.stop();
+
+    const rows = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
+    const acknowledged = new Set(publisher.acknowledged.map((e) => e.eventId));
+    assert.ok(acknowledged.size > 0);
+    for (const r of rows) {
+      assert.equal(r.status, acknowledged.has(r.eventId) ? 'published' : 'pending', `row ${r.id}`);
+      assert.equal(r.leaseOwner, null, `row ${r.id} not left leased`);
+    }
+  });
+
+  it('looks again within milliseconds after publishing, not after the idle poll interval (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    const publisher = new ScriptedPublisher();
+    const relay = new OutboxRelay({ db, publisher, pollIntervalMs: 60_000 });
+    await appendFlow(db, 'o_soon', 1);
+    relay.start();
+    cleanups.push(() => relay.stop());
+    await waitFor('the first event', async () => publisher.acknowledged.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const appendedAt = Date.now();
+    await appendFlow(db, 'o_soon', 1);
+    await waitFor('the second event', async () => publisher.acknowledged.length === 2, 5_000);
+    assert.ok(Date.now() - appendedAt < 1_000, `published ${Date.now() - appendedAt} ms after it was appended`);
+    await relay.stop();
+  });
+
+  it('keeps purging at the next turn while due rows exceed one run\'s budget (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    let now = 1_767_225_600_000;
+    const clock = { now: () => now };
+    for (let i = 0; i < 7; i++) {
+      await db.transaction((em) => appendEvent(em, { orderId: `o_q${i}`, type: 'order.expired', payload: { expiredQuantity: 1 } }, clock));
+    }
+    await db.transaction((em) => em.update(OutboxEventEntity, { status: 'pending' }, { status: 'published', publishedAt: now }));
+    now += 8 * 86_400_000;
+    // One run deletes at most 2 rows; the interval alone would take minutes to get through 7.
+    const relay = new OutboxRelay({ db, publisher: new ScriptedPublisher(), clock, purgeBatchSize: 2, purgeMaxBatches: 1, purgeIntervalMs: 60_000, pollIntervalMs: 5 });
+    relay.start();
+    cleanups.push(() => relay.stop());
+    await waitFor('all purged', async () => (await db.read((em) => em.count(OutboxEventEntity))) === 0, 5_000);
+    await relay.stop();
   });
 });
