@@ -152,7 +152,7 @@ describe('the foreground first', () => {
       return most;
     };
     assert.equal(await phase(10, 0), 1, 'a busy foreground leaves one item running: work still progresses');
-    assert.equal(await phase(2, 100), 2, 'concurrency minus the requests in flight');
+    assert.equal(await phase(1, 100), 2, 'shared with the requests in flight: 4 / (1 + 1)');
     assert.equal(await phase(0, 200), 4, 'all of it when nobody waits');
   });
 });
