@@ -58,6 +58,7 @@ export async function applyAuditDecision(
     const amount = refund.buyerRefundFen === null ? 0 : Number(refund.buyerRefundFen);
     await em.update(RefundRequestEntity, { id: refundId }, { auditState: 'approved', updatedAt: now });
     await appendEvent(em, { orderId: refund.orderId, type: 'refund.approved', payload: { refundId, quantity: approved, amountFen: String(amount) }, occurredAt: now }, deps.clock);
+    await closeAuditFollowUps(em, refundId, now);
     return 'applied';
   }
 
@@ -79,7 +80,22 @@ export async function applyAuditDecision(
     },
     deps.clock,
   );
+  await closeAuditFollowUps(em, refundId, now);
   return 'applied';
+}
+
+/** Idempotency key of the n-th audit follow-up (a poll, or the timeout watch of a supplier that only calls back). */
+export function auditFollowUpKey(refundId: string, n: number): string {
+  return `refund-audit:${refundId}:${n}`;
+}
+
+/**
+ * A decided audit needs no follow-up: the one still waiting (a poll, or a 48 h timeout watch) is closed as done now,
+ * instead of staying pending, counted as open work, until it runs only to find the audit decided.
+ */
+async function closeAuditFollowUps(em: EntityManager, refundId: string, now: number): Promise<void> {
+  const prefix = auditFollowUpKey(refundId, 0).slice(0, -1).replace(/[!%_]/g, (c) => `!${c}`);
+  await em.query(`UPDATE work_items SET status = 'done', updated_at = ? WHERE status = 'pending' AND idempotency_key LIKE ? ESCAPE '!'`, [now, `${prefix}%`]);
 }
 
 /**

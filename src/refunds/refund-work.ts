@@ -21,7 +21,7 @@ import {
 import { enqueueWork } from '../work/work-queue';
 import type { WorkContext, WorkOutcome, WorkRunner } from '../work/work-runner';
 import { raiseOperatorException } from './operator-exceptions';
-import { applyAuditDecision } from './refund-audit';
+import { applyAuditDecision, auditFollowUpKey } from './refund-audit';
 import {
   DEFAULT_REFUND_AUDIT_SETTINGS,
   REFUND_EXCEPTION_KINDS,
@@ -116,7 +116,7 @@ async function scheduleFollowUp(
   await enqueueWork(
     em,
     {
-      idempotencyKey: `refund-audit:${next.refundId}:${next.poll}`,
+      idempotencyKey: auditFollowUpKey(next.refundId, next.poll),
       // Not tied to the order: a long audit must not hold up the order's other work (resends, write-offs).
       orderId: null,
       kind: REFUND_WORK_KINDS.pollRefundAudit,

@@ -114,6 +114,8 @@ for (const kind of DATABASE_KINDS) {
       assert.equal(await db.transaction((em) => onRefundAudit(em, cb, { clock, log: silentLog })), 'applied');
       assert.equal(await db.transaction((em) => onRefundAudit(em, cb, { clock, log: silentLog })), 'already_final');
       assert.deepEqual(await ledger(db, orderId), { purchased: 2, available: 0, consumed: 0, refundPending: 0, refunded: 2, expired: 0 });
+      // The next audit poll was due in the future; the decision closed it instead of leaving it pending until then.
+      assert.deepEqual((await workItems(db)).filter((w) => w.status !== 'done'), []);
 
       clock.advance(3_600_000);
       await drain(runner);
