@@ -8,6 +8,7 @@ import type { Database } from '../../src/persistence/database';
 import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity';
 import { enqueueWork, enqueueWorkStatement, type EnqueueWorkInput } from '../../src/work/work-queue';
 import { WorkRunner, type WorkContext, type WorkOutcome, type WorkRunnerOptions } from '../../src/work/work-runner';
+import { sleep, waitFor } from '../support/wait';
 import { openTestDatabase, type TestDatabase } from '../support/database';
 
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -39,15 +40,6 @@ async function items(db: Database): Promise<WorkItemEntity[]> {
   return db.read((em) => em.find(WorkItemEntity, { order: { id: 'ASC' } }));
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const allDone = (db: Database) => async () => (await items(db)).every((w) => w.status === 'done');
 

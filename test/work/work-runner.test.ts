@@ -24,6 +24,7 @@ import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity'
 import { abandonWork, listParkedWork, replayWork } from '../../src/work/work-admin';
 import { enqueueWork, findWorkItem, InvalidWorkError } from '../../src/work/work-queue';
 import { WorkRunner, type WorkContext, type WorkOutcome, type WorkRunnerOptions } from '../../src/work/work-runner';
+import { sleep, waitFor } from '../support/wait';
 import { openTestDatabase, type TestDatabase } from '../support/database';
 import { unary } from '../support/grpc-clients';
 import { startEffectsServer, type EffectsServer } from './effects-server';
@@ -81,15 +82,6 @@ async function items(db: Database): Promise<WorkItemEntity[]> {
   return db.read((em) => em.find(WorkItemEntity, { order: { id: 'ASC' } }));
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('enqueueWork', () => {
   for (const kind of ['sqlite', 'mysql'] as const) {
