@@ -525,7 +525,6 @@ interface ClaimedItem {
   readonly attempt: number;
 }
 
-
 async function unlessLeaseLost(applied: Promise<boolean>): Promise<boolean> {
   try {
     return await applied;
