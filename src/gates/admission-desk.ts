@@ -278,22 +278,7 @@ async function admitInArrivalOrder(
     voucher.taken += input.count;
     if (key !== undefined) usedNonces.add(key);
     const writeOffId = newId('wo_', now);
-    writeOffs.push({
-      id: writeOffId,
-      orderId: input.orderId,
-      voucherId: input.voucherId,
-      serialNum: serial,
-      deviceCode: input.device?.deviceCode ?? null,
-      posid: input.posid,
-      checkMethod: input.method,
-      source: input.source,
-      clientNonce: input.nonce,
-      count: input.count,
-      admittedAt: input.at,
-      state: 'recorded',
-      reversedAt: null,
-      reverseReason: null,
-    });
+    writeOffs.push(writeOffRow(writeOffId, input, serial, 'recorded', null));
     events.push(
       appendEventStatement(
         em,
@@ -361,6 +346,26 @@ function usedNoncesStatement(pairs: ReadonlyArray<{ readonly deviceCode: string;
   };
 }
 
+/** The write-off row of an admission: `recorded` when it took units, `conflict` when it could not be honoured. */
+function writeOffRow(id: string, input: AdmitInTxInput, serial: string, state: 'recorded' | 'conflict', reverseReason: string | null): WriteOffEntity {
+  return {
+    id,
+    orderId: input.orderId,
+    voucherId: input.voucherId,
+    serialNum: serial,
+    deviceCode: input.device?.deviceCode ?? null,
+    posid: input.posid,
+    checkMethod: input.method,
+    source: input.source,
+    clientNonce: input.nonce,
+    count: input.count,
+    admittedAt: input.at,
+    state,
+    reversedAt: null,
+    reverseReason,
+  };
+}
+
 /** Records an admission that cannot be honoured (offline or supplier-reported): no ledger change, an operator looks. */
 async function recordConflict(
   em: EntityManager,
@@ -369,22 +374,7 @@ async function recordConflict(
 ): Promise<string> {
   const now = clock.now();
   const writeOffId = newId('wo_', now);
-  await em.insert(WriteOffEntity, {
-    id: writeOffId,
-    orderId: input.orderId,
-    voucherId: input.voucherId,
-    serialNum: input.serial ?? newSerial(now),
-    deviceCode: input.device?.deviceCode ?? null,
-    posid: input.posid,
-    checkMethod: input.method,
-    source: input.source,
-    clientNonce: input.nonce,
-    count: input.count,
-    admittedAt: input.at,
-    state: 'conflict',
-    reversedAt: null,
-    reverseReason: input.why,
-  });
+  await em.insert(WriteOffEntity, writeOffRow(writeOffId, input, input.serial ?? newSerial(now), 'conflict', input.why));
   const detail = `write-off ${writeOffId}: ${input.source} admission of ${input.count} at ${new Date(input.at).toISOString()} on device ${input.device?.deviceCode ?? '-'} cannot be honoured (${input.why})`;
   await raiseException(em, GATE_EXCEPTIONS.conflict, input.orderId, detail, now, clock);
   return writeOffId;

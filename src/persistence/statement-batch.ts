@@ -82,7 +82,7 @@ export function insertStatement<E extends ObjectLiteral>(
   const meta = em.connection.getMetadata(entity);
   const columns = meta.columns.filter((c) => rows[0]![c.propertyName] !== undefined);
   const shape = columns.map((c) => c.propertyName).join(',');
-  if (rows.some((r) => meta.columns.filter((c) => r[c.propertyName] !== undefined).map((c) => c.propertyName).join(',') !== shape)) {
+  if (rows.slice(1).some((r) => meta.columns.filter((c) => r[c.propertyName] !== undefined).map((c) => c.propertyName).join(',') !== shape)) {
     throw new Error(`insertStatement: every row for ${meta.tableName} must set the same columns`);
   }
   const sqlite = isSqlite(em);

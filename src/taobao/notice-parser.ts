@@ -389,14 +389,6 @@ function readNotice(method: TaobaoNoticeMethod, r: FieldReader, timestamp: numbe
       };
     }
     case 'resend':
-      return {
-        method,
-        orderId,
-        timestamp,
-        token: r.required('token', TOKEN, 'a token'),
-        leftNum: r.count('left_num', 0),
-        ...r.contact(false),
-      };
     case 'modified':
       return {
         method,
@@ -404,8 +396,8 @@ function readNotice(method: TaobaoNoticeMethod, r: FieldReader, timestamp: numbe
         timestamp,
         token: r.required('token', TOKEN, 'a token'),
         leftNum: r.count('left_num', 0),
-        // The whole point of this notice is the new number: one form of it must be there.
-        ...r.contact(true),
+        // The whole point of `modified` is the new number: one form of it must be there.
+        ...r.contact(method === 'modified'),
       };
     case 'cancel':
       return {
