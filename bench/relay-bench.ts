@@ -67,7 +67,7 @@ export async function benchRelay(opts: { dbUrl: string; brokers: string[] }): Pr
     await producer.send({ topic: relayTopic, acks: -1, messages: [{ key: 'warm', value: 'warm' }] });
 
     await appendSteadily(db, RELAY_EVENTS, 250);
-    const rows = await db.read((em) => em.find(OutboxEventEntity, { where: { status: 'pending' }, order: { id: 'ASC' } }));
+    const rows = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
     const messages: Message[] = rows.map((r) => ({
       key: r.orderId,
       value: Buffer.from(r.payload, 'base64'),

@@ -551,7 +551,7 @@ async function settle(dbPort: number, runs: OrderRun[], lianhe: LianheSimulator,
       // A callback-only supplier's refund gets an audit-timeout watch due REFUND_AUDIT_TIMEOUT_MS (48 h) later; it
       // stays scheduled after the audit is decided (it then finds nothing to do). Those are not open work.
       const [work] = await query<RowDataPacket>(dbPort, `SELECT COUNT(*) AS n FROM work_items WHERE status IN ('pending','in_flight') AND NOT (kind = '${AUDIT_WATCH}' AND next_attempt_at > ?)`, [Date.now() + 3_600_000]);
-      const [outbox] = await query<RowDataPacket>(dbPort, "SELECT COUNT(*) AS n FROM outbox_events WHERE status = 'pending'");
+      const [outbox] = await query<RowDataPacket>(dbPort, 'SELECT COUNT(*) AS n FROM outbox_pending');
       const [audits] = await query<RowDataPacket>(dbPort, 'SELECT COUNT(*) AS n FROM orders WHERE refund_pending > 0');
       const undecided = [...lianhe.orders.values()].reduce((s, o) => s + [...o.refunds.values()].filter((r) => !r.outcome).length, 0);
       const state = `open work ${work!.n}, unpublished events ${outbox!.n}, orders awaiting audit ${audits!.n}, supplier refunds undecided ${undecided}`;
@@ -692,7 +692,7 @@ async function checkInvariants(dbPort: number, runs: OrderRun[], top: TopSimulat
   }
 
   // Kafka: every event of the table at least once; deduplicated by event id, exactly the table's events.
-  const events = await query<RowDataPacket>(dbPort, 'SELECT event_id, status FROM outbox_events');
+  const events = await query<RowDataPacket>(dbPort, "SELECT e.event_id, CASE WHEN p.id IS NULL THEN 'published' ELSE 'pending' END AS status FROM outbox_events e LEFT JOIN outbox_pending p ON p.id = e.id");
   const byType = await query<RowDataPacket>(dbPort, 'SELECT type, COUNT(*) AS n FROM outbox_events GROUP BY type ORDER BY type');
   const eventTypes = byType.map((r) => `${r.type} ${r.n}`).join(', ');
   // No resend happens in this run: exactly one code.sent per order (a second one is a result recorded twice).

@@ -17,7 +17,7 @@ import { CheckMethod, systemClock, type Clock } from '../domain/model';
 import { admit, reverseAdmission, type OrderSnapshot } from '../domain/order';
 import { maskIdCard } from '../domain/personal-data';
 import { reverseDeadline } from '../domain/write-off-rules';
-import { appendEvent, appendEventStatement, exceptionRaised } from '../outbox/outbox';
+import { appendEvent, appendEventStatements, exceptionRaised, type AppendEventInput, type OrderEventType } from '../outbox/outbox';
 import {
   checkOrdersSaved,
   ledgerOf,
@@ -230,7 +230,7 @@ async function admitInArrivalOrder(
 
   const results: Array<AdmitInTxResult | Replay> = [];
   const writeOffs: Array<Partial<WriteOffEntity>> = [];
-  const events: SqlStatement[] = [];
+  const events: Array<AppendEventInput<OrderEventType>> = [];
   const work: SqlStatement[] = [];
   for (const input of inputs) {
     const order = orders.get(input.orderId);
@@ -279,18 +279,12 @@ async function admitInArrivalOrder(
     if (key !== undefined) usedNonces.add(key);
     const writeOffId = newId('wo_', now);
     writeOffs.push(writeOffRow(writeOffId, input, serial, 'recorded', null));
-    events.push(
-      appendEventStatement(
-        em,
-        {
-          orderId: input.orderId,
-          type: 'write-off.recorded',
-          payload: { writeOffId, quantity: input.count, gateDevice: input.device?.deviceCode ?? '', admittedTime: new Date(input.at) },
-          occurredAt: input.at,
-        },
-        clock,
-      ),
-    );
+    events.push({
+      orderId: input.orderId,
+      type: 'write-off.recorded',
+      payload: { writeOffId, quantity: input.count, gateDevice: input.device?.deviceCode ?? '', admittedTime: new Date(input.at) },
+      occurredAt: input.at,
+    });
     work.push(
       enqueueWorkStatement(
         em,
@@ -311,7 +305,7 @@ async function admitInArrivalOrder(
       takeUnitsStatement(takenFrom.map(([id, v]) => ({ id, count: v.taken }))),
       saveOrdersStatement(saves, now),
       insertStatement(em, WriteOffEntity, writeOffs),
-      ...asOneInsert(events),
+      ...appendEventStatements(em, events, clock),
       ...asOneInsert(work),
     ]);
   } catch (err) {

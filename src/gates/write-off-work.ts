@@ -11,7 +11,7 @@
  */
 import type { EntityManager } from 'typeorm';
 import type { Clock } from '../domain/model';
-import { appendEvent, appendEventStatement } from '../outbox/outbox';
+import { appendEvent, appendEventStatements } from '../outbox/outbox';
 import { loadOrderForUpdate, saveOrderSnapshot } from '../orders/order-store';
 import type { Database } from '../persistence/database';
 import { WriteOffEntity } from '../persistence/entities/write-off.entity';
@@ -146,7 +146,7 @@ export function consumeHandler(opts: WriteOffWorkOptions): WorkHandler<ConsumePa
           record: {
             statements: (em) => [
               { sql: `UPDATE write_offs SET state = 'confirmed' WHERE id = ? AND state = 'recorded'`, params: [w.id] },
-              appendEventStatement(em, { orderId: w.orderId, type: 'write-off.confirmed', payload: { writeOffId: w.id, quantity: w.count } }, clock),
+              ...appendEventStatements(em, [{ orderId: w.orderId, type: 'write-off.confirmed', payload: { writeOffId: w.id, quantity: w.count } }], clock),
             ],
             // Already confirmed by an earlier run, or the gate reversed it meanwhile: nothing to confirm.
             held: ([confirmed]) => confirmed?.affected === 1,

@@ -200,9 +200,9 @@ export async function readSnapshot(db: Database, clock: Clock, maxLabelValues = 
     const at = clock.now();
     const ageSeconds = (createdAt: unknown) => (createdAt === null || createdAt === undefined ? 0 : Math.max(0, at - Number(createdAt)) / 1000);
 
-    const [outboxCount] = await em.query(`SELECT COUNT(*) AS n FROM outbox_events WHERE status = 'pending'`);
-    // The relay publishes in id order, so the lowest pending id is the oldest waiting (a cheap index seek).
-    const [outboxOldest] = await em.query(`SELECT created_at AS t FROM outbox_events WHERE status = 'pending' ORDER BY id ASC LIMIT 1`);
+    const [outboxCount] = await em.query(`SELECT COUNT(*) AS n FROM outbox_pending`);
+    // The relay publishes in id order, so the lowest queued id is the oldest waiting (a primary key seek).
+    const [outboxOldest] = await em.query(`SELECT e.created_at AS t FROM outbox_pending p JOIN outbox_events e ON e.id = p.id ORDER BY p.id LIMIT 1`);
 
     const workRows: Array<{ status: string; n: unknown }> = await em.query(
       `SELECT status, COUNT(*) AS n FROM work_items WHERE status IN ('pending', 'in_flight', 'parked') GROUP BY status`,

@@ -7,7 +7,7 @@ import type { EntityManager } from 'typeorm';
 import { markIssued, markIssueFailed, newOrder, startIssue } from '../domain/order';
 import { maskMobile } from '../domain/personal-data';
 import { OrderState, type Clock, type ValidityWindow } from '../domain/model';
-import { appendEvent, appendEventStatement } from '../outbox/outbox';
+import { appendEvent, appendEventStatements } from '../outbox/outbox';
 import { OperatorExceptionEntity } from '../persistence/entities/operator-exception.entity';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import { VoucherEntity } from '../persistence/entities/voucher.entity';
@@ -303,9 +303,9 @@ function issuedRecord(ctx: WorkContext<PlaceOrderPayload>, order: OrderEntity, i
       sql: 'UPDATE orders SET supplier_order_id = ?, supplier_sub_order_ids = ? WHERE id = ?',
       params: [result.supplierOrderId, result.supplierSubOrderIds.length ? JSON.stringify(result.supplierSubOrderIds) : null, order.id],
     },
-    appendEventStatement(
+    ...appendEventStatements(
       em,
-      {
+      [{
         orderId: order.id,
         type: 'order.issued',
         payload: {
@@ -317,7 +317,7 @@ function issuedRecord(ctx: WorkContext<PlaceOrderPayload>, order: OrderEntity, i
           validStartTime: new Date(order.validStart),
           validEndTime: new Date(order.validEnd),
         },
-      },
+      }],
       ctx.clock,
     ),
     enqueueWorkStatement(

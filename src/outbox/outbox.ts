@@ -8,7 +8,7 @@
  * topic (e.g. `order-events`); the relay adds the deployment's prefix when it publishes.
  */
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { systemClock, type Clock } from '../domain/model';
 import { redactPersonalData } from '../domain/personal-data';
 import {
@@ -28,8 +28,8 @@ import {
   type WriteOffRecorded,
   type WriteOffReversed,
 } from '../gen/ticketgateway/events/v1/events';
-import { OutboxEventEntity } from '../persistence/entities/outbox-event.entity';
-import { insertStatement, type SqlStatement } from '../persistence/statement-batch';
+import { OutboxEventEntity, OutboxPendingEntity, type OutboxStatus } from '../persistence/entities/outbox-event.entity';
+import { insertStatement, runStatements, type SqlStatement } from '../persistence/statement-batch';
 
 /** Bumped only when the meaning of a payload changes incompatibly. */
 export const ORDER_EVENT_SCHEMA_VERSION = 1;
@@ -108,18 +108,24 @@ export class UnknownEventTypeError extends Error {
  */
 export async function appendEvent<K extends OrderEventType>(em: EntityManager, input: AppendEventInput<K>, clock: Clock = systemClock): Promise<AppendedEvent> {
   const { row, eventId, topic } = outboxEventRow(input, clock);
-  const result = await em.insert(OutboxEventEntity, row);
-  const id = Number(result.identifiers[0]?.id ?? result.raw?.insertId);
-  return { id, eventId, topic };
+  const [inserted] = await runStatements(em, [insertStatement(em, OutboxEventEntity, row), queuedStatement([eventId])]);
+  return { id: inserted!.insertId, eventId, topic };
 }
 
 /**
- * The same event as a statement, for a transaction that sends its writes together (statement-batch.ts). The same
- * ordering rule as appendEvent applies: the order's row is locked by the transaction.
+ * The same events as statements, for a transaction that sends its writes together (statement-batch.ts): one INSERT
+ * of the event rows, then their entries in the relay's queue (`outbox_pending`). Both must run, in this order; the
+ * same ordering rule as appendEvent applies (each order's row is locked by the transaction).
  */
-export function appendEventStatement<K extends OrderEventType>(em: EntityManager, input: AppendEventInput<K>, clock: Clock = systemClock): SqlStatement & { readonly eventId: string } {
-  const { row, eventId } = outboxEventRow(input, clock);
-  return { ...insertStatement(em, OutboxEventEntity, row), eventId };
+export function appendEventStatements(em: EntityManager, inputs: ReadonlyArray<AppendEventInput<OrderEventType>>, clock: Clock = systemClock): SqlStatement[] {
+  if (inputs.length === 0) return [];
+  const rows = inputs.map((input) => outboxEventRow(input, clock));
+  return [insertStatement(em, OutboxEventEntity, rows.map((r) => r.row)), queuedStatement(rows.map((r) => r.eventId))];
+}
+
+/** Queues appended events for the relay, found by their event ids (unique) so it works for multi-row inserts too. */
+function queuedStatement(eventIds: readonly string[]): SqlStatement {
+  return { sql: `INSERT INTO outbox_pending (id) SELECT id FROM outbox_events WHERE event_id IN (${eventIds.map(() => '?').join(', ')})`, params: eventIds };
 }
 
 function outboxEventRow<K extends OrderEventType>(input: AppendEventInput<K>, clock: Clock): { row: Omit<OutboxEventEntity, 'id'>; eventId: string; topic: string } {
@@ -145,11 +151,6 @@ function outboxEventRow<K extends OrderEventType>(input: AppendEventInput<K>, cl
     schemaVersion: ORDER_EVENT_SCHEMA_VERSION,
     payload: Buffer.from(bytes).toString('base64'),
     createdAt: now,
-    status: 'pending' as const,
-    attempts: 0,
-    leaseOwner: null,
-    leaseUntil: null,
-    publishedAt: null,
   };
   return { row, eventId, topic: spec.topic };
 }
@@ -177,26 +178,28 @@ export interface StoredOutboxEvent {
   readonly orderId: string;
   readonly topic: string;
   readonly type: string;
-  readonly status: 'pending' | 'published';
+  /** `pending` until the broker acknowledged it. */
+  readonly status: OutboxStatus;
+  /** Failed publishes of a pending event. */
   readonly attempts: number;
   readonly createdAt: number;
-  readonly publishedAt: number | null;
   readonly event: OrderEvent;
 }
 
 /** One order's events as stored, oldest first: queryable even when no broker is configured. */
 export async function listOrderEvents(em: EntityManager, orderId: string): Promise<StoredOutboxEvent[]> {
   const rows = await em.find(OutboxEventEntity, { where: { orderId }, order: { id: 'ASC' } });
+  const pending = rows.length === 0 ? [] : await em.find(OutboxPendingEntity, { where: { id: In(rows.map((r) => r.id)) } });
+  const attemptsOf = new Map(pending.map((p) => [Number(p.id), p.attempts]));
   return rows.map((r) => ({
     id: Number(r.id),
     eventId: r.eventId,
     orderId: r.orderId,
     topic: r.topic,
     type: r.type,
-    status: r.status,
-    attempts: r.attempts,
+    status: attemptsOf.has(Number(r.id)) ? 'pending' : 'published',
+    attempts: attemptsOf.get(Number(r.id)) ?? 0,
     createdAt: r.createdAt,
-    publishedAt: r.publishedAt,
     event: decodeOrderEvent(r.payload),
   }));
 }

@@ -5,7 +5,7 @@
  */
 import type { FailSendPayload } from '../orders/order-issuing';
 import { TAOBAO_FLOW_WORK, type FlowLog } from '../orders/order-ports';
-import { appendEventStatement } from '../outbox/outbox';
+import { appendEventStatements } from '../outbox/outbox';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import type { WorkContext, WorkHandler, WorkOutcome, WorkRunner } from '../work/work-runner';
 import { qrImagesFor, type CodesWithQrPayload, type QrImageDeps } from './qr-image-upload';
@@ -43,7 +43,7 @@ export function codesHandler(deps: TaobaoWorkDeps, resend: boolean): WorkHandler
       return {
         outcome: 'done',
         record: {
-          statements: (em) => [appendEventStatement(em, { orderId: order.id, type: 'code.sent', payload: { resend, codeCount: ctx.payload.codes.length } }, ctx.clock)],
+          statements: (em) => appendEventStatements(em, [{ orderId: order.id, type: 'code.sent', payload: { resend, codeCount: ctx.payload.codes.length } }], ctx.clock),
         },
       };
     }

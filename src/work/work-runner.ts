@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import type { AfterQueryEvent, EntityManager, EntitySubscriberInterface, QueryRunner, TransactionCommitEvent, TransactionRollbackEvent } from 'typeorm';
 import { systemClock, type Clock } from '../domain/model';
 import { BreakerOpenError, UpstreamTimeoutError, isBusinessRejection, type BreakerRegistry } from '../breakers/breaker-registry';
-import { appendEventStatement, exceptionRaised } from '../outbox/outbox';
+import { appendEventStatements, exceptionRaised } from '../outbox/outbox';
 import type { Database } from '../persistence/database';
 import { OperatorExceptionEntity } from '../persistence/entities/operator-exception.entity';
 import { insertStatement, runAlone, runStatements, type SqlStatement, type StatementResult } from '../persistence/statement-batch';
@@ -539,7 +539,7 @@ function workExceptionStatements(em: EntityManager, ref: WorkItemRef, detail: st
   const text = `${workExceptionDetailPrefix(ref.id)} kind=${ref.kind}; upstream=${ref.upstream}; ${safeErrorText(detail)}`;
   const statements = [insertStatement(em, OperatorExceptionEntity, { kind: WORK_PARKED_EXCEPTION, orderId: ref.orderId, detail: text, createdAt: now, resolvedAt: null })];
   if (ref.orderId !== null) {
-    statements.push(appendEventStatement(em, { orderId: ref.orderId, type: 'exception.raised', payload: exceptionRaised(WORK_PARKED_EXCEPTION, text, ref.id), occurredAt: now }, clock));
+    statements.push(...appendEventStatements(em, [{ orderId: ref.orderId, type: 'exception.raised', payload: exceptionRaised(WORK_PARKED_EXCEPTION, text, ref.id), occurredAt: now }], clock));
   }
   return statements;
 }

@@ -11,7 +11,7 @@ import { newLedger } from '../../src/domain/ledger';
 import { GatewayMetrics } from '../../src/observability/metrics';
 import { registerSpineMetrics } from '../../src/observability/spine-metrics';
 import { OrderRepository } from '../../src/persistence/order-repository';
-import { OutboxEventEntity } from '../../src/persistence/entities/outbox-event.entity';
+import { OutboxEventEntity, OutboxPendingEntity } from '../../src/persistence/entities/outbox-event.entity';
 import { WorkItemEntity, type WorkItemStatus } from '../../src/persistence/entities/work-item.entity';
 import { OperatorExceptionEntity } from '../../src/persistence/entities/operator-exception.entity';
 import { RefundRequestEntity, type RefundAuditState } from '../../src/persistence/entities/refund-request.entity';
@@ -36,9 +36,10 @@ async function value(metrics: GatewayMetrics, name: string, labels: Record<strin
 }
 
 let seq = 0;
-function outboxRow(createdAt: number, status: 'pending' | 'published'): Partial<OutboxEventEntity> {
+/** An outbox event row, and its queue entry when it is still pending (as appendEvent writes them). */
+async function insertOutboxEvent(em: EntityManager, createdAt: number, status: 'pending' | 'published'): Promise<void> {
   seq++;
-  return {
+  const inserted = await em.insert(OutboxEventEntity, {
     eventId: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
     orderId: 'o_metrics',
     topic: 'order-events',
@@ -46,12 +47,8 @@ function outboxRow(createdAt: number, status: 'pending' | 'published'): Partial<
     schemaVersion: 1,
     payload: '',
     createdAt,
-    status,
-    attempts: 0,
-    leaseOwner: null,
-    leaseUntil: null,
-    publishedAt: status === 'published' ? createdAt + 1 : null,
-  };
+  });
+  if (status === 'pending') await em.insert(OutboxPendingEntity, { id: Number(inserted.identifiers[0]!.id), attempts: 0, retryAt: null });
 }
 
 function workRow(status: WorkItemStatus, kind = 'taobao.send'): Partial<WorkItemEntity> {
@@ -134,10 +131,10 @@ for (const kind of DATABASE_KINDS) {
       await insertOrder(orders, 2, OrderState.Issued);
       await insertOrder(orders, 3, OrderState.RefundPendingAudit);
       await tdb.db.transaction(async (em: EntityManager) => {
-        await em.insert(OutboxEventEntity, outboxRow(T0 - 500_000, 'published'));
-        await em.insert(OutboxEventEntity, outboxRow(T0 - 120_000, 'pending'));
-        await em.insert(OutboxEventEntity, outboxRow(T0 - 30_000, 'pending'));
-        await em.insert(OutboxEventEntity, outboxRow(T0 - 1_000, 'pending'));
+        await insertOutboxEvent(em, T0 - 500_000, 'published');
+        await insertOutboxEvent(em, T0 - 120_000, 'pending');
+        await insertOutboxEvent(em, T0 - 30_000, 'pending');
+        await insertOutboxEvent(em, T0 - 1_000, 'pending');
         for (const s of ['pending', 'pending', 'in_flight', 'parked', 'done', 'abandoned'] as const) await em.insert(WorkItemEntity, workRow(s));
         const exc = (k: string, resolvedAt: number | null) => em.insert(OperatorExceptionEntity, { kind: k, orderId: null, detail: 'x', createdAt: T0, resolvedAt });
         await exc('work_parked', null);
@@ -170,8 +167,8 @@ for (const kind of DATABASE_KINDS) {
 
       // Rows leave: the oldest pending event is published, an exception kind is resolved away entirely.
       await tdb.db.transaction(async (em: EntityManager) => {
-        const oldest = await em.findOneOrFail(OutboxEventEntity, { where: { status: 'pending' }, order: { id: 'ASC' } });
-        await em.update(OutboxEventEntity, { id: oldest.id }, { status: 'published', publishedAt: T0 });
+        const oldest = await em.findOneOrFail(OutboxPendingEntity, { where: {}, order: { id: 'ASC' } });
+        await em.delete(OutboxPendingEntity, { id: oldest.id });
         await em.update(OperatorExceptionEntity, { kind: 'unmapped_supplier_state' }, { resolvedAt: T0 });
         await em.update(WorkItemEntity, { status: 'parked' }, { status: 'abandoned' });
       });

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
+import { In } from 'typeorm';
 import { EVENT_HEADERS, EventPublishError, type EventPublisher, type OutgoingEvent } from '../../src/outbox/event-publisher';
 import { KafkaEventPublisher } from '../../src/outbox/kafka-event-publisher';
 import { appendEvent, decodeOrderEvent, listOrderEvents, ORDER_EVENT_CONTENT_TYPE } from '../../src/outbox/outbox';
 import { OutboxRelay, outboxBacklog, startOutboxRelay } from '../../src/outbox/outbox-relay';
 import { EventType } from '../../src/gen/ticketgateway/events/v1/events';
 import type { Database } from '../../src/persistence/database';
-import { OutboxEventEntity } from '../../src/persistence/entities/outbox-event.entity';
+import { OutboxEventEntity, OutboxPendingEntity, OutboxRelayLeaseEntity } from '../../src/persistence/entities/outbox-event.entity';
 import { openTestDatabase, type TestDatabase } from '../support/database';
 import { consumeAll, testKafkaBrokers, type ConsumedMessage } from '../support/kafka';
 import { freePort } from '../support/services';
@@ -77,7 +78,12 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 }
 
 async function pendingCount(db: Database): Promise<number> {
-  return db.read((em) => em.count(OutboxEventEntity, { where: { status: 'pending' } }));
+  return db.read((em) => em.count(OutboxPendingEntity));
+}
+
+/** Ids of the events still queued for the relay. */
+async function pendingIds(db: Database): Promise<Set<number>> {
+  return new Set((await db.read((em) => em.find(OutboxPendingEntity))).map((p) => Number(p.id)));
 }
 
 describe('appendEvent', () => {
@@ -144,8 +150,9 @@ describe('OutboxRelay', () => {
         assert.equal(eventIds.get(m.key!)![seqOf(m) - 1], event.eventId);
       }
       assert.equal(await pendingCount(db), 0);
-      const rows = await db.read((em) => em.find(OutboxEventEntity));
-      assert.ok(rows.every((r) => r.status === 'published' && r.publishedAt !== null && r.leaseOwner === null));
+      const stored = await db.read(async (em) => (await Promise.all(orders.map((o) => listOrderEvents(em, o)))).flat());
+      assert.equal(stored.length, 18);
+      assert.ok(stored.every((e) => e.status === 'published' && e.attempts === 0));
     });
   }
 
@@ -169,8 +176,9 @@ describe('OutboxRelay', () => {
     cleanups.push(() => relay.stop());
     await waitFor('two failed publishes', async () => failures.length >= 2);
     assert.equal(await pendingCount(db), 7, 'nothing marked published while the broker is down');
-    const attempts = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
-    assert.ok(attempts.every((r) => r.attempts >= 1), 'each failure was counted on the rows');
+    const queued = await db.read((em) => em.find(OutboxPendingEntity));
+    assert.equal(queued.length, 7);
+    assert.ok(queued.every((r) => r.attempts >= 1 && r.retryAt !== null), 'each failure was counted on the queued events');
 
     // More business happens during the outage.
     await appendFlow(db, 'o_down_3', 2);
@@ -186,23 +194,30 @@ describe('OutboxRelay', () => {
     assert.deepEqual(byKey.get('o_down_3'), range(2));
   });
 
-  it('runs as two relays on one MariaDB without duplicates, keeping each order in order (mysql)', async () => {
+  it('runs as two relays on one MariaDB: one publishes, the other takes over when it stops, without duplicates (mysql)', async () => {
     const { db, reopen } = await database('mysql');
     const other = await reopen({ runMigrations: false }); // the second replica has its own pool
     cleanups.push(() => other.close());
     const topicPrefix = prefix();
     const published = [0, 0];
     const relays = [db, other].map(
-      (d, i) => new OutboxRelay({ db: d, publisher: publisher(), topicPrefix, batchSize: 3, pollIntervalMs: 5, onPublished: (n) => (published[i]! += n) }),
+      (d, i) => new OutboxRelay({ db: d, publisher: publisher(), topicPrefix, batchSize: 3, pollIntervalMs: 5, leaseMs: 600, onPublished: (n) => (published[i]! += n) }),
     );
     for (const r of relays) {
       r.start();
       cleanups.push(() => r.stop());
     }
     const orders = ['o_r1', 'o_r2', 'o_r3', 'o_r4'];
-    // Events are appended while both relays are claiming.
-    await Promise.all(orders.map((o, i) => appendFlow(i % 2 === 0 ? db : other, o, 12)));
+    // Events are appended while both relays run; the one publishing stops halfway.
+    const appending = Promise.all(orders.map((o, i) => appendFlow(i % 2 === 0 ? db : other, o, 12)));
+    await waitFor('a relay publishing', async () => published[0]! + published[1]! >= 12);
+    assert.ok(published[0] === 0 || published[1] === 0, `one relay at a time (${published.join('/')})`);
+    const first = published[0]! > 0 ? 0 : 1;
+    assert.ok(relays[first]!.leading && !relays[1 - first]!.leading);
+    await relays[first]!.stop();
+    await appending;
     await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
+    assert.ok(relays[1 - first]!.leading, 'the standby took the lease');
     await Promise.all(relays.map((r) => r.stop()));
 
     const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 48, settleMs: 1_000 });
@@ -211,16 +226,37 @@ describe('OutboxRelay', () => {
     const byKey = sequencesByKey(messages);
     for (const o of orders) assert.deepEqual(byKey.get(o), range(12), `order ${o} in order`);
     assert.equal(published[0]! + published[1]!, 48);
-    assert.ok(published[0]! > 0 && published[1]! > 0, `both relays did work (${published.join('/')})`);
+    assert.ok(published[1 - first]! > 0, `the standby published the rest (${published.join('/')})`);
   });
 
-  it("does not publish past an order's earlier event that someone else holds (mysql)", async () => {
+  it('waits for the lease of a relay that died, then takes over (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    const dead = new OutboxRelay({ db, publisher: new ScriptedPublisher(), owner: 'relay:crashed', leaseMs: 800 });
+    await appendFlow(db, 'o_dead', 1);
+    assert.equal((await dead.relayOnce()).published, 1); // holds the lease now, and never runs again
+    await appendFlow(db, 'o_dead', 2);
+    const publisher = new ScriptedPublisher();
+    const relay = new OutboxRelay({ db, publisher, pollIntervalMs: 5, leaseMs: 800 });
+    const startedAt = Date.now();
+    relay.start();
+    cleanups.push(() => relay.stop());
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(publisher.acknowledged.length, 0, 'nothing published while the lease is held');
+    await waitFor('the rest published', async () => publisher.acknowledged.length === 2, 5_000);
+    assert.ok(Date.now() - startedAt >= 500, 'only after the lease ran out');
+    await relay.stop();
+    const lease = await db.read((em) => em.findOneByOrFail(OutboxRelayLeaseEntity, { name: 'outbox_events' }));
+    assert.equal(lease.owner, relay.owner);
+    assert.equal(lease.leaseUntil, 0, 'given back on stop');
+  });
+
+  it("does not publish past an order's earlier event that waits for its retry (mysql)", async () => {
     const { db } = await database('mysql');
     await appendFlow(db, 'o_held', 3);
     await appendFlow(db, 'o_free', 2);
     const first = await db.read((em) => em.findOneOrFail(OutboxEventEntity, { where: { orderId: 'o_held' }, order: { id: 'ASC' } }));
-    // Another relay holds the first event of o_held under a live lease.
-    await db.transaction((em) => em.update(OutboxEventEntity, { id: first.id }, { leaseOwner: 'relay:elsewhere', leaseUntil: Date.now() + 60_000 }));
+    // An earlier relay failed to publish the first event of o_held; its retry is a minute away.
+    await db.transaction((em) => em.update(OutboxPendingEntity, { id: first.id }, { attempts: 1, retryAt: Date.now() + 60_000 }));
     const topicPrefix = prefix();
     const relay = new OutboxRelay({ db, publisher: publisher(), topicPrefix });
     const round = await relay.relayOnce();
@@ -228,8 +264,8 @@ describe('OutboxRelay', () => {
     const held = await db.read((em) => listOrderEvents(em, 'o_held'));
     assert.deepEqual(held.map((e) => e.status), ['pending', 'pending', 'pending']);
 
-    // The other relay's lease expires (it crashed): the whole order goes out, in order.
-    await db.transaction((em) => em.update(OutboxEventEntity, { id: first.id }, { leaseUntil: Date.now() - 1 }));
+    // The retry instant comes (here: moved to the past; a relay that takes the lease reads it): the whole order goes out, in order.
+    await db.transaction((em) => em.update(OutboxPendingEntity, { id: first.id }, { retryAt: Date.now() - 1 }));
     assert.deepEqual(await relay.relayOnce(), { claimed: 3, published: 3, failed: 0 });
     const messages = await consumeAll(brokers, `${topicPrefix}order-events`, { count: 5, settleMs: 300 });
     const byKey = sequencesByKey(messages);
@@ -241,29 +277,30 @@ describe('OutboxRelay', () => {
     const { db } = await database('sqlite');
     let now = 1_767_225_600_000;
     const clock = { now: () => now };
-    for (let i = 0; i < 7; i++) {
-      await db.transaction((em) => appendEvent(em, { orderId: `o_p${i}`, type: 'order.expired', payload: { expiredQuantity: 1 } }, clock));
-    }
-    const rows = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
-    // Five were published long ago, one just now, one never.
-    await db.transaction(async (em) => {
-      for (const r of rows.slice(0, 5)) await em.update(OutboxEventEntity, { id: r.id }, { status: 'published', publishedAt: now - 10 * 86_400_000 });
-      await em.update(OutboxEventEntity, { id: rows[5]!.id }, { status: 'published', publishedAt: now - 1_000 });
-    });
+    const append = (i: number) => db.transaction((em) => appendEvent(em, { orderId: `o_p${i}`, type: 'order.expired', payload: { expiredQuantity: 1 } }, clock));
+    // Six created ten days ago, five of them published; one created a second ago and published.
+    now -= 10 * 86_400_000;
+    const old: Array<Awaited<ReturnType<typeof append>>> = [];
+    for (let i = 0; i < 6; i++) old.push(await append(i));
+    now += 10 * 86_400_000 - 1_000;
+    const recent = await append(6);
+    now += 1_000;
+    await db.transaction((em) => em.delete(OutboxPendingEntity, { id: In([...old.slice(0, 5), recent].map((e) => e.id)) }));
     const relay = new OutboxRelay({ db, publisher: publisher(), clock, retentionMs: 7 * 86_400_000, purgeBatchSize: 2 });
     assert.equal(await relay.purgeOnce(), 5);
     const left = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
-    assert.deepEqual(left.map((r) => r.id), [rows[5]!.id, rows[6]!.id]);
+    assert.deepEqual(left.map((r) => r.id), [old[5]!.id, recent.id]);
     now += 8 * 86_400_000;
     assert.equal(await relay.purgeOnce(), 1);
-    assert.deepEqual((await db.read((em) => em.find(OutboxEventEntity))).map((r) => r.status), ['pending']);
+    assert.deepEqual((await db.read((em) => em.find(OutboxEventEntity))).map((r) => r.id), [old[5]!.id], 'the pending one stays');
   });
 });
 
 /** An in-memory broker: records what it acknowledged, fails when told to, takes a little time like a real one. */
 class ScriptedPublisher implements EventPublisher {
   failures = 0;
-  private calls = 0;
+  /** Publishes begun. */
+  calls = 0;
   constructor(
     private readonly script: { fails?: (call: number) => boolean; delayMs?: (call: number) => number } = {},
     /** Shared by several relays' publishers: one broker's log. */
@@ -288,14 +325,18 @@ describe('OutboxRelay loop', () => {
       const broker: OutgoingEvent[] = [];
       // Every third publish fails; delays vary so batches finish out of order across the relays.
       const publishers = [0, 1].map((r) => new ScriptedPublisher({ fails: (call) => call % 3 === 1, delayMs: (call) => (call * 7 + r) % 5 }, broker));
-      for (const publisher of publishers) {
-        const relay = new OutboxRelay({ db, publisher, batchSize: 3, pollIntervalMs: 5, backoffInitialMs: 2, backoffMaxMs: 10 });
+      const relays = publishers.map((publisher) => new OutboxRelay({ db, publisher, batchSize: 3, pollIntervalMs: 5, backoffInitialMs: 2, backoffMaxMs: 10, leaseMs: 600 }));
+      for (const relay of relays) {
         relay.start();
         cleanups.push(() => relay.stop());
       }
       const orders = ['o_p1', 'o_p2', 'o_p3', 'o_p4', 'o_p5'];
       const eventIds = new Map<string, string[]>();
-      await Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 10))));
+      const appending = Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 10))));
+      // Halfway, the publishing relay stops and the other takes over, failures and all.
+      await waitFor('half published', async () => broker.length >= 25, 30_000);
+      await relays.find((r) => r.leading)!.stop();
+      await appending;
       await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
 
       assert.ok(publishers.every((p) => p.failures > 0), 'publishes failed on both relays');
@@ -303,8 +344,7 @@ describe('OutboxRelay loop', () => {
         const sent = broker.filter((e) => e.key === o).map((e) => e.eventId);
         assert.deepEqual(sent, eventIds.get(o), `order ${o}: each event once, in order`);
       }
-      const rows = await db.read((em) => em.find(OutboxEventEntity));
-      assert.ok(rows.every((r) => r.status === 'published' && r.leaseOwner === null));
+      assert.equal(broker.length, 50);
     });
   }
 
@@ -315,16 +355,17 @@ describe('OutboxRelay loop', () => {
     const publisher = new ScriptedPublisher({ delayMs: () => 300 });
     const relay = new OutboxRelay({ db, publisher, batchSize: 2 });
     relay.start();
-    await waitFor('a batch at the broker', async () => (await db.read((em) => em.count(OutboxEventEntity, { where: { leaseOwner: relay.owner } }))) > 0);
+    await waitFor('a batch at the broker', async () => publisher.calls > 0);
     await relay.stop();
 
     const rows = await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }));
+    const queued = await pendingIds(db);
     const acknowledged = new Set(publisher.acknowledged.map((e) => e.eventId));
     assert.ok(acknowledged.size > 0);
-    for (const r of rows) {
-      assert.equal(r.status, acknowledged.has(r.eventId) ? 'published' : 'pending', `row ${r.id}`);
-      assert.equal(r.leaseOwner, null, `row ${r.id} not left leased`);
-    }
+    for (const r of rows) assert.equal(queued.has(r.id), !acknowledged.has(r.eventId), `row ${r.id}: queued exactly when not acknowledged`);
+    // The lease is given back: another relay publishes the rest at once.
+    const next = new OutboxRelay({ db, publisher: new ScriptedPublisher(), batchSize: 10 });
+    assert.equal((await next.relayOnce()).published, rows.length - acknowledged.size);
   });
 
   it('looks again within milliseconds after publishing, not after the idle poll interval (sqlite)', async () => {
@@ -350,7 +391,7 @@ describe('OutboxRelay loop', () => {
     for (let i = 0; i < 7; i++) {
       await db.transaction((em) => appendEvent(em, { orderId: `o_q${i}`, type: 'order.expired', payload: { expiredQuantity: 1 } }, clock));
     }
-    await db.transaction((em) => em.update(OutboxEventEntity, { status: 'pending' }, { status: 'published', publishedAt: now }));
+    await db.transaction((em) => em.query('DELETE FROM outbox_pending'));
     now += 8 * 86_400_000;
     // One run deletes at most 2 rows; the interval alone would take minutes to get through 7.
     const relay = new OutboxRelay({ db, publisher: new ScriptedPublisher(), clock, purgeBatchSize: 2, purgeMaxBatches: 1, purgeIntervalMs: 60_000, pollIntervalMs: 5 });

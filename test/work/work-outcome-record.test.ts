@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, it } from 'node:test';
 import type { EntityManager } from 'typeorm';
-import { appendEvent, appendEventStatement, listOrderEvents } from '../../src/outbox/outbox';
+import { appendEvent, appendEventStatements, listOrderEvents } from '../../src/outbox/outbox';
 import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity';
 import { enqueueWork } from '../../src/work/work-queue';
 import { WorkRunner, type WorkContext } from '../../src/work/work-runner';
@@ -29,7 +29,7 @@ it('records the result with the completion, once', async () => {
   const runner = new WorkRunner({ db, pollIntervalMs: 10 });
   runner.register('test.send', async (ctx: WorkContext<{ orderId: string }>) => ({
     outcome: 'done',
-    record: { statements: (em) => [appendEventStatement(em, { orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } })] },
+    record: { statements: (em) => appendEventStatements(em, [{ orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }]) },
   }));
   assert.equal(await runner.runOnce(), 1);
   assert.equal(await runner.runOnce(), 0, 'nothing left to run');
@@ -46,7 +46,7 @@ it('writes nothing when the lease was lost meanwhile (the new owner records it)'
     await db.transaction((em) => em.update(WorkItemEntity, { id: ctx.item.id }, { leaseOwner: 'another-replica' }));
     return {
       outcome: 'done',
-      record: { statements: (em) => [appendEventStatement(em, { orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } })] },
+      record: { statements: (em) => appendEventStatements(em, [{ orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }]) },
     };
   });
   await runner.runOnce();
@@ -70,7 +70,7 @@ for (const kind of ['sqlite', 'mysql'] as const) {
         statements: (em) => [
           // The state this record assumed is gone (no such row): the guard does not hold.
           { sql: `UPDATE work_items SET last_error = 'guarded' WHERE id = ? AND status = 'parked'`, params: [ctx.item.id] },
-          appendEventStatement(em, { orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }),
+          ...appendEventStatements(em, [{ orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }]),
         ],
         held: ([guard]) => guard?.affected === 1,
         ...(ctx.payload.otherwise
@@ -96,7 +96,7 @@ for (const kind of ['sqlite', 'mysql'] as const) {
       outcome: 'done',
       record: {
         statements: (em) => [
-          appendEventStatement(em, { orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }),
+          ...appendEventStatements(em, [{ orderId: ctx.payload.orderId, type: 'code.sent', payload: { resend: false, codeCount: 1 } }]),
           { sql: 'UPDATE no_such_table SET x = 1', params: [] },
         ],
       },

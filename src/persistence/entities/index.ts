@@ -1,7 +1,7 @@
 import { InboundMessageEntity } from './inbound-message.entity';
 import { OperatorExceptionEntity } from './operator-exception.entity';
 import { OrderEntity } from './order.entity';
-import { OutboxEventEntity } from './outbox-event.entity';
+import { OutboxEventEntity, OutboxPendingEntity, OutboxRelayLeaseEntity } from './outbox-event.entity';
 import { ProductMappingEntity } from './product-mapping.entity';
 import { RefundRequestEntity } from './refund-request.entity';
 import { VoucherEntity } from './voucher.entity';
@@ -31,6 +31,8 @@ export const ALL_ENTITIES = [
   RefundRequestEntity,
   InboundMessageEntity,
   OutboxEventEntity,
+  OutboxPendingEntity,
+  OutboxRelayLeaseEntity,
   WorkItemEntity,
   OperatorExceptionEntity,
   ProductMappingEntity,

@@ -1,12 +1,15 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { bigintColumn, ID_LENGTH } from './column-types';
 
 export type OutboxStatus = 'pending' | 'published';
 
-/** A Kafka event written in the same transaction as the change it announces, published afterwards. */
+/**
+ * A Kafka event written in the same transaction as the change it announces, published afterwards. Whether it is
+ * still to be published is not a column here: its row in `outbox_pending` says so (see OutboxPendingEntity).
+ * Rows stay after publishing, for WatchOrder and operators, until the retention purges them.
+ */
 @Entity({ name: 'outbox_events' })
 @Index('uq_outbox_events_event_id', ['eventId'], { unique: true })
-@Index('idx_outbox_events_status_id', ['status', 'id'])
 @Index('idx_outbox_events_order_id_id', ['orderId', 'id'])
 export class OutboxEventEntity {
   /** Only for ordering: events of one order are published in id order. */
@@ -35,19 +38,45 @@ export class OutboxEventEntity {
 
   @Column({ name: 'created_at', ...bigintColumn })
   createdAt!: number;
+}
 
-  @Column({ type: 'varchar', length: 16 })
-  status!: OutboxStatus;
+/**
+ * An outbox event not yet acknowledged by the broker: the relay's queue, in id order. Appended with its event, in
+ * the same transaction; deleted once the broker acknowledged the event. Kept apart from the wide event rows because
+ * recording a publish is then the delete of a narrow row, where updating a status in the event row (its index entry
+ * moved, the whole row logged again) cost the database several times as much per event.
+ */
+@Entity({ name: 'outbox_pending' })
+export class OutboxPendingEntity {
+  /** The outbox_events row's id. */
+  @PrimaryColumn({ type: 'integer' })
+  id!: number;
 
+  /** Failed publishes so far. */
   @Column({ type: 'integer', default: 0 })
   attempts!: number;
 
-  @Column({ name: 'lease_owner', type: 'varchar', length: 64, nullable: true })
-  leaseOwner!: string | null;
+  /** After a failed publish: not before this instant (epoch ms), and neither are its order's later events. */
+  @Column({ name: 'retry_at', ...bigintColumn, nullable: true })
+  retryAt!: number | null;
+}
 
-  @Column({ name: 'lease_until', ...bigintColumn, nullable: true })
-  leaseUntil!: number | null;
+/**
+ * Which relay publishes the outbox. One relay publishes at a time, so it keeps every order in sequence without
+ * writing a claim on each row; the others stand by and take over once the lease runs out (at once when the holder
+ * stops cleanly and gives it back).
+ */
+@Entity({ name: 'outbox_relay_leases' })
+export class OutboxRelayLeaseEntity {
+  /** The outbox the lease is for; the gateway has one, `outbox_events`. */
+  @PrimaryColumn({ type: 'varchar', length: 64 })
+  name!: string;
 
-  @Column({ name: 'published_at', ...bigintColumn, nullable: true })
-  publishedAt!: number | null;
+  /** The relay instance holding it (host, pid and a random part). */
+  @Column({ type: 'varchar', length: 64 })
+  owner!: string;
+
+  /** Epoch ms; at or after this instant anyone may take the lease. */
+  @Column({ name: 'lease_until', ...bigintColumn })
+  leaseUntil!: number;
 }
