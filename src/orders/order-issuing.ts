@@ -305,19 +305,21 @@ function issuedRecord(ctx: WorkContext<PlaceOrderPayload>, order: OrderEntity, i
     },
     ...appendEventStatements(
       em,
-      [{
-        orderId: order.id,
-        type: 'order.issued',
-        payload: {
-          taobaoOrderId: order.taobaoOrderId,
-          supplier,
-          supplierOrderId: result.supplierOrderId,
-          quantity: order.purchased,
-          maskedCodes: result.vouchers.map((v) => maskCode(v.code)),
-          validStartTime: new Date(order.validStart),
-          validEndTime: new Date(order.validEnd),
+      [
+        {
+          orderId: order.id,
+          type: 'order.issued',
+          payload: {
+            taobaoOrderId: order.taobaoOrderId,
+            supplier,
+            supplierOrderId: result.supplierOrderId,
+            quantity: order.purchased,
+            maskedCodes: result.vouchers.map((v) => maskCode(v.code)),
+            validStartTime: new Date(order.validStart),
+            validEndTime: new Date(order.validEnd),
+          },
         },
-      }],
+      ],
       ctx.clock,
     ),
     enqueueWorkStatement(
