@@ -22,6 +22,7 @@ import type { WorkContext, WorkHandler, WorkOutcome } from '../work/work-runner'
 import { undoAdmission } from '../domain/order';
 import { GATE_EXCEPTIONS, GATE_WORK, raiseException, restoreVoucherUnits, TAOBAO_UPSTREAM } from './admission-desk';
 import { GateDeviceEntity } from './gate-device.entity';
+import { TickBatch } from '../support/tick-batch';
 
 export type TopWriteOffClient = Pick<TopClient, 'consume' | 'reverse'>;
 
@@ -55,11 +56,12 @@ interface Loaded {
 
 type WriteOffRef = Pick<WriteOffEntity, 'id' | 'orderId' | 'voucherId' | 'serialNum' | 'count'>;
 
-// One statement for the write-off, its order and its code (fixed SQL: typeorm's find options cost more than the read).
-const LOAD_SQL = `SELECT w.id, w.order_id AS orderId, w.voucher_id AS voucherId, w.serial_num AS serialNum, w.count, w.state, w.posid,
+// One statement for the write-offs of the items that run together, their orders and codes (fixed SQL: typeorm's find
+// options cost more than the read).
+const loadSql = (n: number) => `SELECT w.id, w.order_id AS orderId, w.voucher_id AS voucherId, w.serial_num AS serialNum, w.count, w.state, w.posid,
     o.taobao_order_id AS taobaoOrderId, o.token, o.outer_iid AS outerIid, o.sub_outer_iid AS subOuterIid, v.code AS voucherCode
   FROM write_offs w JOIN orders o ON o.id = w.order_id JOIN vouchers v ON v.id = w.voucher_id
-  WHERE w.id = ?`;
+  WHERE w.id IN (${Array.from({ length: n }, () => '?').join(', ')})`;
 
 interface LoadRow {
   readonly id: string;
@@ -76,24 +78,39 @@ interface LoadRow {
   readonly voucherCode: string;
 }
 
+/** Per database: the write-off reads of items running at the same time, merged into one statement. */
+const rowReads = new WeakMap<Database, TickBatch<string, LoadRow>>();
+
+function readRow(db: Database, writeOffId: string): Promise<LoadRow | undefined> {
+  let reads = rowReads.get(db);
+  if (!reads) {
+    reads = new TickBatch(async (ids) => {
+      const rows = (await db.read((em) => em.query(loadSql(ids.length), [...ids]))) as LoadRow[];
+      return new Map(rows.map((r) => [r.id, r]));
+    });
+    rowReads.set(db, reads);
+  }
+  return reads.load(writeOffId);
+}
+
 async function load(db: Database, writeOffId: string, opts: WriteOffWorkOptions): Promise<Loaded | undefined> {
-  return db.read(async (em) => {
-    const [row] = (await em.query(LOAD_SQL, [writeOffId])) as LoadRow[];
-    if (!row) return undefined;
-    let posid = row.posid;
-    if (!posid && opts.products) {
-      // A supplier-reported admission recorded before any device of its scenic spot was registered.
-      const p = await opts.products.resolve(row.outerIid, row.subOuterIid);
-      const d = p ? await em.findOne(GateDeviceEntity, { where: { scenicSpotCode: p.scenicSpotCode, status: 'enabled' }, order: { deviceCode: 'ASC' } }) : null;
-      posid = d?.posid ?? null;
-    }
-    return {
-      w: { id: row.id, orderId: row.orderId, voucherId: Number(row.voucherId), serialNum: row.serialNum, count: Number(row.count), state: row.state },
-      order: { taobaoOrderId: row.taobaoOrderId, token: row.token },
-      voucherCode: row.voucherCode,
-      posid,
-    };
-  });
+  const row = await readRow(db, writeOffId);
+  if (!row) return undefined;
+  let posid = row.posid;
+  if (!posid && opts.products) {
+    // A supplier-reported admission recorded before any device of its scenic spot was registered.
+    const p = await opts.products.resolve(row.outerIid, row.subOuterIid);
+    const d = p
+      ? await db.read((em) => em.findOne(GateDeviceEntity, { where: { scenicSpotCode: p.scenicSpotCode, status: 'enabled' }, order: { deviceCode: 'ASC' } }))
+      : null;
+    posid = d?.posid ?? null;
+  }
+  return {
+    w: { id: row.id, orderId: row.orderId, voucherId: Number(row.voucherId), serialNum: row.serialNum, count: Number(row.count), state: row.state },
+    order: { taobaoOrderId: row.taobaoOrderId, token: row.token },
+    voucherCode: row.voucherCode,
+    posid,
+  };
 }
 
 /** Units back on the ledger and the code; the write-off moves from `from` to `to`. False when it had moved already. */

@@ -11,11 +11,14 @@
  *   exists, so a resend never overtakes its send and nothing overtakes a parked item.
  * - Outcome: done; retry with exponential backoff + jitter; park after max attempts or on a terminal error,
  *   raising an operator exception (row + `exception.raised` event). A call refused by an open/half-open breaker
- *   is put back without counting as an attempt. An outcome that is one statement is sent alone (autocommit); one
- *   with rows of its own is one transaction whose writes go in one round trip.
+ *   is put back without counting as an attempt. Items done in the same turn of the event loop (a batch) are
+ *   recorded in one transaction, their writes in one round trip; if any of them cannot be (its lease was lost, a
+ *   guard of its result did not hold, a statement failed), each is recorded on its own instead, as if never merged.
  * - Idle: polls every `pollIntervalMs`, and is woken at once when a transaction of this process commits new work.
- * - The foreground first: while the gateway is answering requests someone waits for (`foregroundInFlight`), fewer
- *   items run at once (never fewer than one, so work always progresses).
+ * - The foreground first: while the gateway is answering requests someone waits for (`foregroundInFlight`), work
+ *   runs one batch at a time: items claimed together, their reads merged (see TickBatch) and their completions
+ *   merged, so a batch costs the foreground about the CPU one item did alone; the next batch is claimed when the
+ *   last item of this one finished. Work never stops.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -101,8 +104,9 @@ export interface WorkRunnerOptions {
   readonly pollIntervalMs?: number;
   /**
    * Requests the gateway is answering right now that someone waits for (Taobao's notice ack, a gate's Redeem). While
-   * there are n, at most max(1, floor(concurrency / (1 + n))) items run: background calls yield to them, and never
-   * stop. Measured (bench section 1): `concurrency - n` still let the runner take a fifth of a notice burst's CPU.
+   * there are any, work runs one batch (up to `concurrency` items) at a time. Measured (bench section 1): `concurrency
+   * - n` items at once let the runner take a fifth of a notice burst's CPU; one item at a time paid a claim, a read
+   * and a completion (several round trips, each costing more CPU than its SQL) per item, and fell behind.
    */
   readonly foregroundInFlight?: () => number;
   /** How long a claim is ours; must exceed the longest call (default 60 s). */
@@ -192,6 +196,8 @@ export class WorkRunner {
   /** When items this runner put back become due (clock time), so it looks then rather than at the next poll. */
   private dueTimes: number[] = [];
   private readonly localWork: LocalWorkWatch;
+  /** Completions waiting for the end of this turn of the event loop, to be written together. */
+  private completions: Completion[] = [];
 
   constructor(private readonly opts: WorkRunnerOptions) {
     this.db = opts.db;
@@ -264,7 +270,7 @@ export class WorkRunner {
     while (!this.stopping) {
       this.woken = false;
       let delay = this.untilNextDue();
-      const free = this.allowedConcurrency() - this.running.size;
+      const free = this.claimableNow();
       if (free > 0) {
         try {
           const claimed = await this.claim(free);
@@ -279,10 +285,11 @@ export class WorkRunner {
     }
   }
 
-  /** Items allowed to run now: fewer while the foreground is busy, never none. */
-  private allowedConcurrency(): number {
+  /** Items to claim now: free slots, or while the foreground is busy, a whole batch once the last one finished. */
+  private claimableNow(): number {
     const foreground = this.opts.foregroundInFlight?.() ?? 0;
-    return Math.max(1, Math.floor(this.concurrency / (1 + foreground)));
+    if (foreground > 0 && this.running.size > 0) return 0;
+    return this.concurrency - this.running.size;
   }
 
   /** Sleep before the next look: the poll interval, or less when an item this runner put back is due sooner. */
@@ -408,8 +415,51 @@ export class WorkRunner {
     return { label: 'park', applied };
   }
 
-  /** Done, with the result's own rows in the same transaction; false when the lease was lost. */
-  private async complete(ref: WorkItemRef, now: number, record: ResultRecord | undefined): Promise<boolean> {
+  /**
+   * Done, with the result's own rows in the same transaction; false when the lease was lost. Completions of the same
+   * turn of the event loop are written together (see flushCompletions).
+   */
+  private complete(ref: WorkItemRef, now: number, record: ResultRecord | undefined): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.completions.push({ ref, now, record, resolve, reject });
+      if (this.completions.length === 1) setImmediate(() => void this.flushCompletions());
+    });
+  }
+
+  /**
+   * One transaction for every completion waiting: each item's `done` and its result's rows, in one round trip (plus
+   * the COMMIT). If any member cannot be recorded (its lease was lost, a guard did not hold, a statement failed) the
+   * transaction is undone and each member is recorded on its own, with its own answer.
+   */
+  private async flushCompletions(): Promise<void> {
+    const members = this.completions;
+    this.completions = [];
+    if (members.length > 1) {
+      try {
+        await this.db.transaction(async (em) => {
+          const statements: SqlStatement[] = [];
+          const spans = members.map((m) => {
+            const own = [this.settle(m.ref, m.now, { status: 'done', lastError: null }), ...(m.record?.statements(em) ?? [])];
+            statements.push(...own);
+            return { at: statements.length - own.length, count: own.length };
+          });
+          const results = await runStatements(em, statements);
+          members.forEach((m, i) => {
+            const { at, count } = spans[i]!;
+            if (results[at]!.affected === 0) throw new LeaseLost();
+            if (m.record?.held && !m.record.held(results.slice(at + 1, at + count))) throw new RecordDidNotHold();
+          });
+        });
+        for (const m of members) m.resolve(true);
+        return;
+      } catch {
+        // Recorded one by one below; whatever made the batch fail shows up again for the member it belongs to.
+      }
+    }
+    for (const m of members) this.completeAlone(m.ref, m.now, m.record).then(m.resolve, m.reject);
+  }
+
+  private async completeAlone(ref: WorkItemRef, now: number, record: ResultRecord | undefined): Promise<boolean> {
     const done = this.settle(ref, now, { status: 'done', lastError: null });
     if (!record) return (await runAlone(this.db, done)).affected > 0;
     try {
@@ -517,6 +567,15 @@ function candidatesSql(kinds: number, openUpstreams: number): string {
   FROM work_items w
   WHERE ${due('w.')} AND w.kind IN (${list(kinds)})${openUpstreams > 0 ? ` AND w.upstream NOT IN (${list(openUpstreams)})` : ''}
   ORDER BY w.id LIMIT ?`;
+}
+
+/** A `done` outcome waiting to be written with the others of its turn. */
+interface Completion {
+  readonly ref: WorkItemRef;
+  readonly now: number;
+  readonly record: ResultRecord | undefined;
+  readonly resolve: (applied: boolean) => void;
+  readonly reject: (err: unknown) => void;
 }
 
 interface ClaimedItem {

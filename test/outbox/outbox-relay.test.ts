@@ -37,9 +37,9 @@ function prefix(): string {
 }
 
 /** One transaction per event, like the business code does; the payload carries the sequence number. */
-async function appendFlow(db: Database, orderId: string, count: number): Promise<string[]> {
+async function appendFlow(db: Database, orderId: string, count: number, from = 1): Promise<string[]> {
   const ids: string[] = [];
-  for (let seq = 1; seq <= count; seq++) {
+  for (let seq = from; seq < from + count; seq++) {
     const e = await db.transaction((em) =>
       appendEvent(em, { orderId, type: 'write-off.recorded', payload: { writeOffId: `${orderId}-wo-${seq}`, quantity: seq, gateDevice: 'gate-1', admittedTime: new Date(1_767_225_600_000 + seq) } }),
     );
@@ -208,14 +208,15 @@ describe('OutboxRelay', () => {
       cleanups.push(() => r.stop());
     }
     const orders = ['o_r1', 'o_r2', 'o_r3', 'o_r4'];
-    // Events are appended while both relays run; the one publishing stops halfway.
-    const appending = Promise.all(orders.map((o, i) => appendFlow(i % 2 === 0 ? db : other, o, 12)));
-    await waitFor('a relay publishing', async () => published[0]! + published[1]! >= 12);
+    // Half of each order's events are appended while both relays run; then the one publishing stops, the rest follow.
+    const appendHalf = (from: number) => Promise.all(orders.map((o, i) => appendFlow(i % 2 === 0 ? db : other, o, 6, from)));
+    await appendHalf(1);
+    await waitFor('the first half published', async () => (await pendingCount(db)) === 0, 30_000);
     assert.ok(published[0] === 0 || published[1] === 0, `one relay at a time (${published.join('/')})`);
     const first = published[0]! > 0 ? 0 : 1;
     assert.ok(relays[first]!.leading && !relays[1 - first]!.leading);
     await relays[first]!.stop();
-    await appending;
+    await appendHalf(7);
     await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
     assert.ok(relays[1 - first]!.leading, 'the standby took the lease');
     await Promise.all(relays.map((r) => r.stop()));
@@ -332,11 +333,11 @@ describe('OutboxRelay loop', () => {
       }
       const orders = ['o_p1', 'o_p2', 'o_p3', 'o_p4', 'o_p5'];
       const eventIds = new Map<string, string[]>();
-      const appending = Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 10))));
-      // Halfway, the publishing relay stops and the other takes over, failures and all.
-      await waitFor('half published', async () => broker.length >= 25, 30_000);
+      // Half of the events; then the publishing relay stops and the other takes over for the rest, failures and all.
+      await Promise.all(orders.map(async (o) => eventIds.set(o, await appendFlow(db, o, 5))));
+      await waitFor('half published', async () => (await pendingCount(db)) === 0, 30_000);
       await relays.find((r) => r.leading)!.stop();
-      await appending;
+      await Promise.all(orders.map(async (o) => eventIds.get(o)!.push(...(await appendFlow(db, o, 5, 6)))));
       await waitFor('all published', async () => (await pendingCount(db)) === 0, 30_000);
 
       assert.ok(publishers.every((p) => p.failures > 0), 'publishes failed on both relays');

@@ -124,27 +124,75 @@ describe('waking up', () => {
 });
 
 describe('the foreground first', () => {
-  it('runs fewer items at once while requests are in flight, never none (sqlite)', async () => {
+  it('runs one batch at a time while requests are in flight, never none, and frees each slot at once otherwise (sqlite)', async () => {
     const { db } = await database('sqlite');
     let foreground = 0;
-    let now = 0;
+    const running = new Map<number, number>(); // item -> the batch (claim) it started in
+    let batch = 0;
+    let lastStart = 0;
     let most = 0;
-    const r = runner({ db, concurrency: 4, pollIntervalMs: 20, foregroundInFlight: () => foreground }, async () => {
-      most = Math.max(most, ++now);
-      await sleep(40);
-      now--;
+    let overlaps = 0; // an item started while an item of an earlier batch still ran
+    const r = runner({ db, concurrency: 4, pollIntervalMs: 20, foregroundInFlight: () => foreground }, async (ctx) => {
+      const now = Date.now();
+      if (now - lastStart > 5) batch++; // items claimed together start within the same few ms
+      lastStart = now;
+      if ([...running.values()].some((b) => b !== batch)) overlaps++;
+      running.set(ctx.item.id, batch);
+      most = Math.max(most, running.size);
+      await sleep(20 + (ctx.payload.n % 4) * 15); // unequal, so a free slot appears before the batch is over
+      running.delete(ctx.item.id);
       return { outcome: 'done' };
     });
     r.start();
-    const phase = async (load: number, from: number): Promise<number> => {
+    const phase = async (load: number, from: number): Promise<{ most: number; overlaps: number }> => {
       foreground = load;
       most = 0;
-      await enqueue(db, ...Array.from({ length: 8 }, (_, i) => job(from + i)));
-      await waitFor(`8 items with ${load} requests in flight`, allDone(db));
-      return most;
+      overlaps = 0;
+      await enqueue(db, ...Array.from({ length: 12 }, (_, i) => job(from + i)));
+      await waitFor(`12 items with ${load} requests in flight`, allDone(db));
+      return { most, overlaps };
     };
-    assert.equal(await phase(10, 0), 1, 'a busy foreground leaves one item running: work still progresses');
-    assert.equal(await phase(1, 100), 2, 'shared with the requests in flight: 4 / (1 + 1)');
-    assert.equal(await phase(0, 200), 4, 'all of it when nobody waits');
+    assert.deepEqual(await phase(10, 0), { most: 4, overlaps: 0 }, 'busy: whole batches of 4, the next one after the last item of the one before');
+    const idle = await phase(0, 100);
+    assert.equal(idle.most, 4);
+    assert.ok(idle.overlaps > 0, 'idle: a slot is taken again as soon as it is free');
   });
+});
+
+describe('completions of a batch', () => {
+  for (const kind of ['sqlite', 'mysql'] as const) {
+    it(`are written in one transaction, and one member whose guard fails is recorded alone without harming the others (${kind})`, async () => {
+      const { db } = await database(kind);
+      const r = runner({ db, concurrency: 8, pollIntervalMs: 20 }, async (ctx) => ({
+        outcome: 'done',
+        record: {
+          statements: () => [{ sql: 'UPDATE work_items SET last_error = ? WHERE id = ?', params: [`recorded ${ctx.payload.n}`, ctx.item.id] }],
+          // Item 3's record "finds its state moved on": it must not be written, and the others must be.
+          held: ([updated]) => updated?.affected === 1 && ctx.payload.n !== 3,
+        },
+      }));
+      await enqueue(db, ...Array.from({ length: 6 }, (_, i) => job(i)));
+      let transactions = 0;
+      const transaction = db.transaction.bind(db);
+      db.transaction = ((fn: Parameters<Database['transaction']>[0]) => {
+        transactions++;
+        return transaction(fn);
+      }) as Database['transaction'];
+      assert.equal(await r.runOnce(), 6);
+      const rows = await items(db);
+      assert.ok(rows.every((w) => w.status === 'done'));
+      assert.deepEqual(
+        rows.map((w) => w.lastError),
+        ['recorded 0', 'recorded 1', 'recorded 2', null, 'recorded 4', 'recorded 5'],
+      );
+      // One merged try, then each of the six alone after item 3's guard failed (item 3 then done without its record).
+      assert.equal(transactions, 7);
+
+      await enqueue(db, ...Array.from({ length: 5 }, (_, i) => job(10 + i)));
+      transactions = 0;
+      assert.equal(await r.runOnce(), 5);
+      assert.equal(transactions, 1, 'all guards held: one transaction for the batch');
+      assert.ok((await items(db)).slice(6).every((w) => w.status === 'done' && w.lastError === `recorded ${w.idempotencyKey.slice(4)}`));
+    });
+  }
 });
