@@ -255,6 +255,9 @@ export async function runPendingMigrations(db: Database): Promise<string[]> {
   return ran.map((m) => m.name);
 }
 
+/** Group commits in flight at once, at most (see the constructor of TypeormDatabase). */
+const GROUP_COMMITS_AT_ONCE = 3;
+
 class TypeormDatabase implements Database {
   readonly supportsSkipLocked: boolean;
   private readonly queue = new SerialQueue();
@@ -274,8 +277,14 @@ class TypeormDatabase implements Database {
     poolSize: number,
   ) {
     this.supportsSkipLocked = kind === 'mysql';
-    // A few read-free transactions in flight at once, the pool's other connections left to everything else.
-    this.groupCommit = new GroupCommit({ run: (st) => this.commitInOneRoundTrip(st), maxInFlight: Math.max(1, Math.floor(poolSize / 3)), maxStatements: 200 });
+    // A few read-free transactions in flight at once (the pool's other connections left to everything else): while
+    // they commit the next callers gather into bigger groups, each paying one round trip and one commit. Measured
+    // (bench section 1, pool of 32, 16 senders): 2-4 at once acknowledged 10-15% more notices than 10.
+    this.groupCommit = new GroupCommit({
+      run: (st) => this.commitInOneRoundTrip(st),
+      maxInFlight: Math.max(1, Math.min(GROUP_COMMITS_AT_ONCE, Math.floor(poolSize / 3))),
+      maxStatements: 200,
+    });
   }
 
   transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
