@@ -41,11 +41,6 @@ export interface Database {
   readonly dataSource: DataSource;
   readonly kind: DatabaseKind;
   /**
-   * Whether row claiming may use `SELECT … FOR UPDATE SKIP LOCKED` (MySQL/MariaDB). On SQLite there is one
-   * writer at a time anyway, and typeorm's row locks throw there, so claimers branch on this flag.
-   */
-  readonly supportsSkipLocked: boolean;
-  /**
    * Runs `fn` in one transaction. MySQL: READ COMMITTED (no gap locks blocking inserts behind a claim query).
    * SQLite: transactions are queued in-process, one at a time, because typeorm's single SQLite connection
    * cannot interleave them. Do not call `transaction`/`read` again inside `fn`: use the `em` given.
@@ -259,7 +254,6 @@ export async function runPendingMigrations(db: Database): Promise<string[]> {
 const GROUP_COMMITS_AT_ONCE = 3;
 
 class TypeormDatabase implements Database {
-  readonly supportsSkipLocked: boolean;
   private readonly queue = new SerialQueue();
   // Marks the async context of a running transaction, to refuse nesting instead of deadlocking.
   private readonly scope = new AsyncLocalStorage<{ active: boolean }>();
@@ -276,7 +270,6 @@ class TypeormDatabase implements Database {
     readonly kind: DatabaseKind,
     poolSize: number,
   ) {
-    this.supportsSkipLocked = kind === 'mysql';
     // A few read-free transactions in flight at once (the pool's other connections left to everything else): while
     // they commit the next callers gather into bigger groups, each paying one round trip and one commit. Measured
     // (bench section 1, pool of 32, 16 senders): 2-4 at once acknowledged 10-15% more notices than 10.

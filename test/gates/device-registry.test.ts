@@ -18,7 +18,6 @@ function watchedReads(db: Database): { db: Database; reads(): number; hold(until
   const watched: Database = {
     dataSource: db.dataSource,
     kind: db.kind,
-    supportsSkipLocked: db.supportsSkipLocked,
     transaction: (fn) => db.transaction(fn),
     atomically: (build) => db.atomically(build),
     async read<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {

@@ -22,7 +22,6 @@ function watchedDatabase(db: Database, around?: (n: number, run: () => Promise<u
   const watched: Database = {
     dataSource: db.dataSource,
     kind: db.kind,
-    supportsSkipLocked: db.supportsSkipLocked,
     transaction<T>(fn: (em: EntityManager) => Promise<T>): Promise<T> {
       const n = ++transactions;
       const run = () => db.transaction(fn);
