@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'mysql2/promise';
-import { findBinary, freePort } from '../test/support/services';
+import { findBinary, freePort, mariadbArgs } from '../test/support/services';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -55,27 +55,7 @@ export class RestartableMariaDb {
   async start(): Promise<void> {
     const child = spawn(
       findBinary('mariadbd'),
-      [
-        '--no-defaults',
-        '--user=root',
-        `--datadir=${join(this.dir, 'data')}`,
-        `--socket=${join(this.dir, 'mariadb.sock')}`,
-        `--pid-file=${join(this.dir, 'mariadb.pid')}`,
-        `--port=${this.port}`,
-        '--bind-address=127.0.0.1',
-        '--skip-name-resolve',
-        `--log-error=${join(this.dir, 'error.log')}`,
-        '--innodb-flush-log-at-trx-commit=1',
-        '--server-id=1',
-        `--log-bin=${join(this.dir, 'binlog')}`,
-        '--binlog-format=ROW',
-        '--sync-binlog=1',
-        '--max-connections=500',
-        '--character-set-server=utf8mb4',
-        '--collation-server=utf8mb4_unicode_ci',
-        '--innodb-buffer-pool-size=128M',
-        '--innodb-lock-wait-timeout=10',
-      ],
+      mariadbArgs({ dir: this.dir, datadir: join(this.dir, 'data'), port: this.port, errorLog: join(this.dir, 'error.log') }),
       { stdio: 'ignore' },
     );
     this.child = child;

@@ -211,35 +211,43 @@ export async function startMariaDb(): Promise<MariaDbService> {
 
 class PortInUseError extends Error {}
 
+/**
+ * The arguments of a throwaway mariadbd: its files under `dir`, listening on 127.0.0.1:`port` only, and the
+ * production settings that matter for what tests and the chaos suite measure. Shared with chaos/restartable-mariadb.ts.
+ */
+export function mariadbArgs(o: { dir: string; datadir: string; port: number; errorLog: string }): string[] {
+  return [
+    '--no-defaults',
+    '--user=root',
+    `--datadir=${o.datadir}`,
+    `--socket=${join(o.dir, 'mariadb.sock')}`,
+    `--pid-file=${join(o.dir, 'mariadb.pid')}`,
+    `--port=${o.port}`,
+    '--bind-address=127.0.0.1',
+    '--skip-name-resolve',
+    `--log-error=${o.errorLog}`,
+    // Honest durability: what production runs with.
+    '--innodb-flush-log-at-trx-commit=1',
+    '--server-id=1',
+    `--log-bin=${join(o.dir, 'binlog')}`,
+    '--binlog-format=ROW',
+    '--sync-binlog=1',
+    // Room for pools from several test files running side by side.
+    '--max-connections=500',
+    // Scenic-spot names and visitor names are Chinese: utf8mb4 everywhere, as in production.
+    '--character-set-server=utf8mb4',
+    '--collation-server=utf8mb4_unicode_ci',
+    '--innodb-buffer-pool-size=128M',
+    // Fail fast instead of 50 s default waits when a test deadlocks on a row lock.
+    '--innodb-lock-wait-timeout=10',
+  ];
+}
+
 async function launchMariaDb(mariadbd: string, dir: string, datadir: string, port: number): Promise<MariaDbService> {
   const errorLog = join(dir, `error-${port}.log`);
   const child = spawn(
     mariadbd,
-    [
-      '--no-defaults',
-      '--user=root',
-      `--datadir=${datadir}`,
-      `--socket=${join(dir, 'mariadb.sock')}`,
-      `--pid-file=${join(dir, 'mariadb.pid')}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      '--skip-name-resolve',
-      `--log-error=${errorLog}`,
-      // Honest durability: what production runs with.
-      '--innodb-flush-log-at-trx-commit=1',
-      '--server-id=1',
-      `--log-bin=${join(dir, 'binlog')}`,
-      '--binlog-format=ROW',
-      '--sync-binlog=1',
-      // Room for pools from several test files running side by side.
-      '--max-connections=500',
-      // Scenic-spot names and visitor names are Chinese: utf8mb4 everywhere, as in production.
-      '--character-set-server=utf8mb4',
-      '--collation-server=utf8mb4_unicode_ci',
-      '--innodb-buffer-pool-size=128M',
-      // Fail fast instead of 50 s default waits when a test deadlocks on a row lock.
-      '--innodb-lock-wait-timeout=10',
-    ],
+    mariadbArgs({ dir, datadir, port, errorLog }),
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const stderr = tailOf(child.stderr);
