@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { In } from 'typeorm';
 import { EVENT_HEADERS, EventPublishError, type EventPublisher, type OutgoingEvent } from '../../src/outbox/event-publisher';
 import { KafkaEventPublisher } from '../../src/outbox/kafka-event-publisher';
@@ -9,22 +9,13 @@ import { OutboxRelay, outboxBacklog, startOutboxRelay } from '../../src/outbox/o
 import { EventType } from '../../src/gen/ticketgateway/events/v1/events';
 import type { Database } from '../../src/persistence/database';
 import { OutboxEventEntity, OutboxPendingEntity, OutboxRelayLeaseEntity } from '../../src/persistence/entities/outbox-event.entity';
-import { openTestDatabase, type TestDatabase } from '../support/database';
+import { fileScope } from '../support/database';
 import { consumeAll, testKafkaBrokers, type ConsumedMessage } from '../support/kafka';
 import { freePort } from '../support/services';
 import { startForwarder } from './tcp-forwarder';
 
 const brokers = testKafkaBrokers();
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-});
-
-async function database(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
-  const t = await openTestDatabase(kind);
-  cleanups.push(() => t.drop());
-  return t;
-}
+const { cleanups, database } = fileScope();
 
 function publisher(list = brokers) {
   const p = new KafkaEventPublisher({ clientId: `outbox-test-${randomUUID().slice(0, 6)}`, brokers: list, connectionTimeoutMs: 500, retries: 1, publishTimeoutMs: 4_000, requestTimeoutMs: 3_000 });

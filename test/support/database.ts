@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { createConnection } from 'mysql2/promise';
 import { openDatabase, type Database, type DatabaseKind, type OpenDatabaseOptions } from '../../src/persistence/database';
 
@@ -111,4 +112,23 @@ async function dropMysqlDatabase(server: URL, name: string): Promise<void> {
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * For one test file: `cleanups` run after its tests (last added first, failures ignored), and `database(kind)` opens
+ * a fresh database that is dropped then. Call once, at the top of the file.
+ */
+export function fileScope(): { readonly cleanups: Array<() => Promise<unknown> | void>; database(kind: DatabaseKind): Promise<TestDatabase> } {
+  const cleanups: Array<() => Promise<unknown> | void> = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  });
+  return {
+    cleanups,
+    async database(kind) {
+      const t = await openTestDatabase(kind);
+      cleanups.push(() => t.drop());
+      return t;
+    },
+  };
 }

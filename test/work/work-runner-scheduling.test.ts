@@ -3,24 +3,15 @@
  * this process commits, retries looked for when due, and yielding to the foreground without ever stopping.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Database } from '../../src/persistence/database';
 import { WorkItemEntity } from '../../src/persistence/entities/work-item.entity';
 import { enqueueWork, enqueueWorkStatement, type EnqueueWorkInput } from '../../src/work/work-queue';
 import { WorkRunner, type WorkContext, type WorkOutcome, type WorkRunnerOptions } from '../../src/work/work-runner';
 import { sleep, waitFor } from '../support/wait';
-import { openTestDatabase, type TestDatabase } from '../support/database';
+import { fileScope } from '../support/database';
 
-const cleanups: Array<() => Promise<unknown> | void> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-});
-
-async function database(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
-  const t = await openTestDatabase(kind);
-  cleanups.push(() => t.drop());
-  return t;
-}
+const { cleanups, database } = fileScope();
 
 function runner(opts: WorkRunnerOptions, handler: (ctx: WorkContext<{ n: number }>) => Promise<WorkOutcome>): WorkRunner {
   const r = new WorkRunner(opts).register('test.job', handler);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { BreakerRegistry, type BreakerState } from '../../src/breakers/breaker-registry';
 import { GrpcServer } from '../../src/grpc/grpc-server';
 import { workAdminServiceHandlers } from '../../src/grpc/work-admin-service';
@@ -25,20 +25,11 @@ import { abandonWork, listParkedWork, replayWork } from '../../src/work/work-adm
 import { enqueueWork, findWorkItem, InvalidWorkError } from '../../src/work/work-queue';
 import { WorkRunner, type WorkContext, type WorkOutcome, type WorkRunnerOptions } from '../../src/work/work-runner';
 import { sleep, waitFor } from '../support/wait';
-import { openTestDatabase, type TestDatabase } from '../support/database';
+import { fileScope } from '../support/database';
 import { unary } from '../support/grpc-clients';
 import { startEffectsServer, type EffectsServer } from './effects-server';
 
-const cleanups: Array<() => Promise<unknown> | void> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-});
-
-async function database(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
-  const t = await openTestDatabase(kind);
-  cleanups.push(() => t.drop());
-  return t;
-}
+const { cleanups, database } = fileScope();
 
 async function server(): Promise<EffectsServer> {
   const s = await startEffectsServer();
