@@ -74,14 +74,14 @@ describe('claims', () => {
   it('a claim reads the open items, not the history of finished ones (mysql)', async () => {
     const { db, url } = await database('mysql');
     const schema = new URL(url!).pathname.slice(1);
-    // 4,000 finished items of 400 orders, then 3 due ones: what a busy gateway's table looks like.
+    // 4,000 finished items of 4 orders (1,000 admissions each), then 3 due ones, two of them of those orders.
     const now = Date.now();
     const finished = Array.from({ length: 4_000 }, (_, n): Partial<WorkItemEntity> => ({
-      idempotencyKey: `old:${n}`, orderId: `o_${n % 400}`, kind: 'test.job', upstream: 'supplier:x', payload: '{"n":0}', status: n % 50 === 0 ? 'abandoned' : 'done',
+      idempotencyKey: `old:${n}`, orderId: `o_${n % 4}`, kind: 'test.job', upstream: 'supplier:x', payload: '{"n":0}', status: n % 50 === 0 ? 'abandoned' : 'done',
       attempts: 1, nextAttemptAt: now - 60_000, createdAt: now - 60_000, updatedAt: now - 60_000,
     }));
     for (let i = 0; i < finished.length; i += 500) await db.atomically((em) => [insertStatement(em, WorkItemEntity, finished.slice(i, i + 500))]);
-    await enqueue(db, job(1, 'o_7'), job(2, 'o_8'), job(3, null));
+    await enqueue(db, job(1, 'o_1'), job(2, 'o_2'), job(3, null));
     const ran: number[] = [];
     const r = runner({ db, concurrency: 8 }, async (ctx) => {
       ran.push(ctx.payload.n);
@@ -95,7 +95,8 @@ describe('claims', () => {
     assert.equal(await r.runOnce(), 3);
     const read = (await rowsRead()) - before;
     assert.deepEqual(ran.sort(), [1, 2, 3]);
-    // The claim's candidates, each one's order, the lease, the completions: tens of rows. Walking the history: thousands.
+    // The claim's candidates, their orders' open items, the lease, the completions: tens of rows. Walking the history
+    // (all items, or all of the candidates' orders' items): thousands.
     assert.ok(read < 200, `one claim and its completions read ${read} rows of work_items`);
   });
 });

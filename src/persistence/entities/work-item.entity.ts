@@ -7,7 +7,7 @@ export type WorkItemStatus = 'pending' | 'in_flight' | 'done' | 'parked' | 'aban
 @Entity({ name: 'work_items' })
 @Index('uq_work_items_idempotency_key', ['idempotencyKey'], { unique: true })
 @Index('idx_work_items_status_next_attempt_at', ['status', 'nextAttemptAt'])
-@Index('idx_work_items_order_id_id', ['orderId', 'id'])
+@Index('idx_work_items_order_id_status_id', ['orderId', 'status', 'id'])
 export class WorkItemEntity {
   @PrimaryGeneratedColumn({ type: 'integer' })
   id!: number;
