@@ -14,6 +14,8 @@
  * - Pipelined: while a batch is at the broker, one transaction records the batch before it as published and reads
  *   the one after it (leaving out the rows at the broker). If the broker refuses the batch, the batch read ahead
  *   is dropped: it may hold later events of the refused batch's orders.
+ * - Linger: after a batch that was not full, the next read waits a little (20 ms), so events coming in a trickle
+ *   (a Redeem's, a notice's) go out in a few bigger batches instead of one database round and broker request each.
  * - Failure: the rows stay `pending` with a retry-not-before instant (exponential backoff, counted in `attempts`);
  *   their orders wait, others go on. A crash loses nothing: rows become `published` only after the broker
  *   acknowledged them; what was acknowledged but not yet recorded is published again (consumers dedupe by id).
@@ -51,6 +53,13 @@ export interface OutboxRelayOptions {
    * looks again within a few ms, doubling the pause on each empty look up to this.
    */
   readonly pollIntervalMs?: number;
+  /**
+   * After a batch smaller than `batchSize`, how long the next read waits while that batch is at the broker
+   * (default 20 ms), so events coming in a trickle go out in fewer, bigger batches: each batch costs a database
+   * round trip with a commit and a broker request, whatever its size. Adds at most this much to an event's lag.
+   * 0 reads again at once.
+   */
+  readonly lingerMs?: number;
   /**
    * How long the publishing lease lasts unless renewed (default 15 s): after a crash, the time until another
    * relay takes over. The holder renews it at every batch once a quarter of it has passed; a standby relay
@@ -126,6 +135,7 @@ export class OutboxRelay {
   readonly owner: string;
   private readonly batchSize: number;
   private readonly pollIntervalMs: number;
+  private readonly lingerMs: number;
   private readonly leaseMs: number;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
@@ -157,6 +167,7 @@ export class OutboxRelay {
     this.owner = (opts.owner ?? `relay:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`).slice(0, 64);
     this.batchSize = positive(opts.batchSize, 100);
     this.pollIntervalMs = positive(opts.pollIntervalMs, 200);
+    this.lingerMs = Math.max(0, opts.lingerMs ?? 20);
     this.leaseMs = positive(opts.leaseMs, 15_000);
     this.backoffInitialMs = positive(opts.backoffInitialMs, 250);
     this.backoffMaxMs = positive(opts.backoffMaxMs, 30_000);
@@ -222,8 +233,10 @@ export class OutboxRelay {
     let atBroker: Batch = NO_EVENTS;
     let emptyLooks = 0;
     while (!this.stopping) {
-      // The batch goes to the broker while the one before it is recorded and the one after it is read.
-      const reading = this.round(acknowledged, atBroker);
+      // The batch goes to the broker while the one before it is recorded and the one after it is read (after a
+      // short linger when this batch was not full: the next one gathers more events).
+      const linger = atBroker.ids.length > 0 && atBroker.ids.length < this.batchSize ? this.lingerMs : 0;
+      const reading = linger > 0 ? this.nap.sleep(linger).then(() => this.round(acknowledged, atBroker)) : this.round(acknowledged, atBroker);
       const sent = atBroker.ids.length > 0 ? await this.send(atBroker) : undefined;
       const round = await reading;
       if (round.kind !== 'failed') acknowledged = NO_EVENTS;

@@ -376,6 +376,29 @@ describe('OutboxRelay loop', () => {
     await relay.stop();
   });
 
+  it('gathers events coming in a trickle into few batches while it lingers, publishing each batch at once (sqlite)', async () => {
+    const { db } = await database('sqlite');
+    const publisher = new ScriptedPublisher();
+    const batches: number[] = [];
+    const publish = publisher.publish.bind(publisher);
+    publisher.publish = (events) => {
+      batches.push(events.length);
+      return publish(events);
+    };
+    const relay = new OutboxRelay({ db, publisher, batchSize: 100, pollIntervalMs: 5, lingerMs: 1_000 });
+    relay.start();
+    cleanups.push(() => relay.stop());
+    // Ten events, 20 ms apart: without the linger the relay, looking again within milliseconds, sends about one per batch.
+    for (let i = 1; i <= 10; i++) {
+      await appendFlow(db, 'o_trickle', 1, i);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await waitFor('all ten published', async () => publisher.acknowledged.length === 10, 10_000);
+    assert.ok(batches.length <= 3, `batches of ${batches.join(', ')}`);
+    assert.deepEqual(publisher.acknowledged.map((e) => e.eventId), (await db.read((em) => em.find(OutboxEventEntity, { order: { id: 'ASC' } }))).map((r) => r.eventId));
+    await relay.stop();
+  });
+
   it('keeps purging at the next turn while due rows exceed one run\'s budget (sqlite)', async () => {
     const { db } = await database('sqlite');
     let now = 1_767_225_600_000;
