@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 .cpuprofile (from BENCH_CPU_PROF=dir npm run bench): self time per function and per package /
  * source file, and total (inclusive) time of the project's own functions, so "where time goes" is measured.
- *   npx tsx bench/profile-summary.ts file.cpuprofile [top=25] [callersOf=functionName]
+ *   npx tsx bench/profile-summary.ts file.cpuprofile [top=25] [callersOf=functionName] [--busiest=ms]
+ * `--busiest=4000`: only the samples of the busiest 4 s of the run (a closed loop, say), not start-up and idle waits.
  */
 import { readFileSync } from 'node:fs';
 
@@ -26,11 +27,14 @@ function where(url: string): string {
 }
 
 function main(): void {
-  const [file, topArg, callersOf] = process.argv.slice(2);
-  if (!file) throw new Error('usage: profile-summary <file.cpuprofile> [top]');
+  const args = process.argv.slice(2);
+  const busiest = Number(args.find((a) => a.startsWith('--busiest='))?.slice('--busiest='.length) ?? 0);
+  const [file, topArg, callersOf] = args.filter((a) => !a.startsWith('--'));
+  if (!file) throw new Error('usage: profile-summary <file.cpuprofile> [top] [callersOf] [--busiest=ms]');
   const top = Number(topArg ?? 25);
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  if (busiest > 0) keepBusiestWindow(profile, busiest * 1000, (id) => byId.get(id)!.callFrame.functionName === '(idle)');
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
@@ -82,6 +86,22 @@ function main(): void {
   print('self time by function', selfByFn);
   print('inclusive time of project functions', inclusiveOwn);
   if (callersOf) print(`callers of ${callersOf}`, callers);
+}
+
+/** Keeps only the samples of the window of `windowUs` with the fewest idle samples (sliding over the sample times). */
+function keepBusiestWindow(profile: Profile, windowUs: number, isIdle: (id: number) => boolean): void {
+  const at: number[] = [];
+  let t = 0;
+  for (const d of profile.timeDeltas) at.push((t += d));
+  let busy = 0;
+  let best = { busy: -1, from: 0, to: 0 };
+  for (let from = 0, to = 0; to < at.length; to++) {
+    if (!isIdle(profile.samples[to]!)) busy++;
+    while (at[to]! - at[from]! > windowUs) if (!isIdle(profile.samples[from++]!)) busy--;
+    if (busy > best.busy) best = { busy, from, to };
+  }
+  profile.samples = profile.samples.slice(best.from, best.to + 1);
+  profile.timeDeltas = profile.timeDeltas.slice(best.from, best.to + 1);
 }
 
 main();
