@@ -574,10 +574,10 @@ function firstOpenId(c: CandidateRow): number {
 
 /**
  * Due candidates, each with the first non-final item of its order (runnable only if that is itself): expired leases
- * first, then pending items by due time. Each part reads its own range of the (status, next_attempt_at) index and
- * each order's open items through (order_id, status, id), named as hints: finished items stay in the table, and the planner,
- * left to itself, walked the primary key through all of them (28 ms for a claim beside 20,000 done items, measured
- * on MariaDB; under 1 ms this way, whatever the history).
+ * first, then pending items by due time. Each part reads its own range of the (status, next_attempt_at) index, and
+ * each order's open items come through (order_id, status, id); the indexes are named as hints because finished
+ * items stay in the table and the planner, left to itself, walked the primary key through all of them (MariaDB,
+ * 20,000 finished items and 500 due: 28 ms a claim; this way about 2 ms, whatever the history).
  */
 function candidatesSql(db: DatabaseKind, kinds: number, openUpstreams: number): string {
   const list = (n: number) => Array.from({ length: n }, () => '?').join(', ');
