@@ -521,7 +521,7 @@ export class WorkRunner {
     const open = this.opts.breakers?.openUpstreams() ?? [];
     const now = this.clock.now();
     // More than we need: some candidates are blocked by an earlier item of their order.
-    const candidateParams = (at: number) => [at, ...kinds, ...open, Math.max(limit * 4, 20)];
+    const candidateParams = (at: number) => [at, ...kinds, ...open, limit * 2 + 4];
     const rows: CandidateRow[] = await this.db.read((em) =>
       em.query(candidatesSql(this.db.kind, kinds.length, open.length), [...candidateParams(now), ...candidateParams(now)]),
     );
@@ -583,11 +583,14 @@ function candidatesSql(db: DatabaseKind, kinds: number, openUpstreams: number): 
   const list = (n: number) => Array.from({ length: n }, () => '?').join(', ');
   const use = (index: string) => (db === 'mysql' ? `FORCE INDEX (${index})` : `INDEXED BY ${index}`);
   const which = `w.kind IN (${list(kinds)})${openUpstreams > 0 ? ` AND w.upstream NOT IN (${list(openUpstreams)})` : ''}`;
-  const part = (where: string, order: string) =>
-    `SELECT * FROM (SELECT w.id, w.idempotency_key AS idempotencyKey, w.order_id AS orderId, w.kind, w.upstream, w.payload, w.attempts,
+  const select = (where: string, order: string) =>
+    `SELECT w.id, w.idempotency_key AS idempotencyKey, w.order_id AS orderId, w.kind, w.upstream, w.payload, w.attempts,
       ${OPEN_STATUSES.map(([status, column]) => `(SELECT MIN(f.id) FROM work_items f ${use('idx_work_items_order_id_status_id')} WHERE f.order_id = w.order_id AND f.status = '${status}') AS ${column}`).join(',\n      ')}
     FROM work_items w ${use('idx_work_items_status_next_attempt_at')}
-    WHERE ${where} AND ${which} ORDER BY ${order} LIMIT ?) AS c`;
+    WHERE ${where} AND ${which} ORDER BY ${order} LIMIT ?`;
+  // Each part keeps its own ORDER BY and LIMIT: parenthesised on MariaDB (a derived table would be materialised on
+  // every claim), a subquery on SQLite (which has no parenthesised UNION parts).
+  const part = (where: string, order: string) => (db === 'mysql' ? `(${select(where, order)})` : `SELECT * FROM (${select(where, order)}) AS c`);
   return `${part(`w.status = 'in_flight' AND w.lease_until <= ?`, 'w.id')}
   UNION ALL
   ${part(`w.status = 'pending' AND w.next_attempt_at <= ?`, 'w.next_attempt_at, w.id')}`;
