@@ -28,6 +28,7 @@ import { ITEM } from '../test/taobao/flows/flow-harness';
 import { EchoClient } from './echo-service';
 import { countStatements, waitForIdleWork } from './db-counters';
 import { closedLoop, openLoop, type LoadResult } from './load';
+import { measureRuntime, type RuntimeWindow } from './runtime-figures';
 
 export const REDEEM_CONCURRENCY = 32;
 export const OPEN_LOOP_RATE = 500;
@@ -48,9 +49,24 @@ export interface AdmissionFigures {
   readonly redeemOpen: LoadResult;
   /** Statements MariaDB ran per admitted Redeem in the closed loop (its consume work and background polling included). */
   readonly statementsPerRedeem: number;
+  /** CPU of the processes during the Redeem closed loop, and the gateway's runtime during the Redeem open loop. */
+  readonly redeemClosedRuntime: RuntimeWindow;
+  readonly redeemOpenRuntime: RuntimeWindow;
+  /** CPU of the processes during the echo closed loop. */
+  readonly echoClosedRuntime: RuntimeWindow;
 }
 
-export async function benchAdmissions(opts: { grpcPort: number; echoPort: number; gatewayDbUrl: string }): Promise<AdmissionFigures> {
+export interface AdmissionsBenchTarget {
+  readonly grpcPort: number;
+  readonly echoPort: number;
+  readonly gatewayDbUrl: string;
+  /** The gateway's HTTP port (its /metrics) and the pids of the processes whose CPU is reported. */
+  readonly gatewayHttpPort: number;
+  readonly pids: Readonly<Record<string, number>>;
+}
+
+export async function benchAdmissions(opts: AdmissionsBenchTarget): Promise<AdmissionFigures> {
+  const runtime = { gatewayHttpPort: opts.gatewayHttpPort, pids: opts.pids };
   const target = `127.0.0.1:${opts.grpcPort}`;
   const admin = new GateAdminServiceClient(target, credentials.createInsecure());
   const gate = new AdmissionServiceClient(target, credentials.createInsecure());
@@ -86,13 +102,24 @@ export async function benchAdmissions(opts: { grpcPort: number; echoPort: number
     }
     // Whatever the previous section left (issuing orders) drains first; it is not the Redeem's cost.
     await waitForIdleWork(opts.gatewayDbUrl, IDLE_WAIT_MS);
-    const echoClosed = await closedLoop({ concurrency: REDEEM_CONCURRENCY, maxRequests: CLOSED_MAX_REQUESTS, maxMs: CLOSED_MAX_MS, send: echoOnce });
-    const closed = await countStatements(opts.gatewayDbUrl, () => closedLoop({ concurrency: REDEEM_CONCURRENCY, maxRequests: CLOSED_MAX_REQUESTS, maxMs: CLOSED_MAX_MS, send: redeem }));
-    const redeemClosed = closed.result;
+    const echoClosed = await measureRuntime(runtime, () => closedLoop({ concurrency: REDEEM_CONCURRENCY, maxRequests: CLOSED_MAX_REQUESTS, maxMs: CLOSED_MAX_MS, send: echoOnce }));
+    const closed = await countStatements(opts.gatewayDbUrl, () =>
+      measureRuntime(runtime, () => closedLoop({ concurrency: REDEEM_CONCURRENCY, maxRequests: CLOSED_MAX_REQUESTS, maxMs: CLOSED_MAX_MS, send: redeem })),
+    );
+    const redeemClosed = closed.result.result;
     await waitForIdleWork(opts.gatewayDbUrl, IDLE_WAIT_MS);
     const echoOpen = await openLoop({ ratePerSecond: OPEN_LOOP_RATE, durationMs: OPEN_MS, maxInFlight: 2_000, send: echoOnce });
-    const redeemOpen = await openLoop({ ratePerSecond: OPEN_LOOP_RATE, durationMs: OPEN_MS, maxInFlight: 2_000, send: redeem });
-    return { echoClosed, redeemClosed, echoOpen, redeemOpen, statementsPerRedeem: closed.statements / redeemClosed.ok };
+    const redeemOpen = await measureRuntime(runtime, () => openLoop({ ratePerSecond: OPEN_LOOP_RATE, durationMs: OPEN_MS, maxInFlight: 2_000, send: redeem }));
+    return {
+      echoClosed: echoClosed.result,
+      redeemClosed,
+      echoOpen,
+      redeemOpen: redeemOpen.result,
+      statementsPerRedeem: closed.statements / redeemClosed.ok,
+      echoClosedRuntime: echoClosed.window,
+      redeemClosedRuntime: closed.result.window,
+      redeemOpenRuntime: redeemOpen.window,
+    };
   } finally {
     for (const c of clients) c.close();
   }

@@ -25,6 +25,7 @@ import { benchEndToEnd, E2E_RATE } from './end-to-end-bench';
 import { percentileMs, type LoadResult } from './load';
 import { benchNotices, NOTICE_SENDERS } from './notices-bench';
 import { benchRelay, LAG_RATE } from './relay-bench';
+import type { RuntimeWindow } from './runtime-figures';
 
 const NOTICE_KEY = 'bench-notice-key-0123456789abcdef';
 const PERSONAL_DATA_KEY = 'bench-personal-data-key-0123456789abcdef';
@@ -47,6 +48,14 @@ const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('e
 const ms = (h: RecordableHistogram, p: number) => `${fmt(percentileMs(h, p), 1)} ms`;
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${fmt(a / b, 2)}x` : 'n/a');
 const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${fmt(bytes / 1024 / 1024)} MB`);
+/** e.g. `gateway 0.84 + MariaDB 0.61 + load generator 0.30 = 1.75`: cores busy on average over the window. */
+const cores = (w: RuntimeWindow, names: readonly string[]) => {
+  const each = names.map((n) => [n, w.cpuCores[n]] as const);
+  const total = each.every(([, c]) => c !== undefined) ? ` = ${fmt(each.reduce((sum, [, c]) => sum + c!, 0), 2)}` : '';
+  return each.map(([n, c]) => `${n} ${c === undefined ? 'n/a' : fmt(c, 2)}`).join(' + ') + total;
+};
+const gcPauses = (w: RuntimeWindow) =>
+  `${w.majorGcs.count} full (${fmt(w.majorGcs.totalMs)} ms), ${w.minorGcs.count} young (${fmt(w.minorGcs.totalMs)} ms)`;
 const failures = (r: LoadResult) => (r.failed + r.dropped > 0 ? ` (${r.failed} failed${r.dropped ? `, ${r.dropped} dropped` : ''})` : '');
 
 async function createDatabase(serverUrl: string, name: string): Promise<string> {
@@ -102,6 +111,8 @@ interface BenchContext {
   readonly brokers: string;
   readonly dbs: Readonly<Record<'gateway' | 'raw' | 'relay' | 'e2e', string>>;
   readonly children: ChildService[];
+  /** The MariaDB server's process, whose CPU section 2 reports. */
+  readonly mariadbPid: number;
   readonly top: TopSimulator;
   readonly rows: TableRow[];
   log(msg: string): void;
@@ -133,7 +144,13 @@ async function noticesAndAdmissions(ctx: BenchContext): Promise<void> {
 
   if (runs(2)) {
     ctx.log(`2/4 admissions: Redeem vs echo, c=${REDEEM_CONCURRENCY} then ${OPEN_LOOP_RATE}/s open loop`);
-    const a = await benchAdmissions({ grpcPort: gatewayA.ready['grpcPort'] as number, echoPort: echo.ready['echoPort'] as number, gatewayDbUrl: ctx.dbs.gateway });
+    const a = await benchAdmissions({
+      grpcPort: gatewayA.ready['grpcPort'] as number,
+      echoPort: echo.ready['echoPort'] as number,
+      gatewayDbUrl: ctx.dbs.gateway,
+      gatewayHttpPort: gatewayA.ready['httpPort'] as number,
+      pids: { gateway: gatewayA.pid, MariaDB: ctx.mariadbPid, echo: echo.pid, 'load generator': process.pid },
+    });
     reportErrors(ctx, { 'redeem c=32': a.redeemClosed, 'echo c=32': a.echoClosed, 'redeem open loop': a.redeemOpen, 'echo open loop': a.echoOpen });
     ctx.rows.push(
       { section: '2 admissions', figure: `Redeem/s (c=${REDEEM_CONCURRENCY})`, gateway: fmt(a.redeemClosed.perSecond) + failures(a.redeemClosed), baseline: `${fmt(a.echoClosed.perSecond)} echo/s${failures(a.echoClosed)}`, ratio: ratio(a.redeemClosed.perSecond, a.echoClosed.perSecond), target: '>= 0.5x' },
@@ -141,6 +158,11 @@ async function noticesAndAdmissions(ctx: BenchContext): Promise<void> {
       { section: '2 admissions', figure: 'SQL statements per Redeem', gateway: fmt(a.statementsPerRedeem, 1), baseline: '', ratio: '', target: '' },
       { section: '2 admissions', figure: `p50 at ${OPEN_LOOP_RATE}/s open loop`, gateway: ms(a.redeemOpen.latency, 50) + failures(a.redeemOpen), baseline: ms(a.echoOpen.latency, 50) + failures(a.echoOpen), ratio: '', target: '' },
       { section: '2 admissions', figure: `p99 at ${OPEN_LOOP_RATE}/s open loop`, gateway: ms(a.redeemOpen.latency, 99), baseline: ms(a.echoOpen.latency, 99), ratio: '', target: '<= 25 ms' },
+      // What explains the latencies: how busy the machine's cores were, and the gateway's own stalls.
+      { section: '2 admissions', figure: `CPU, cores (c=${REDEEM_CONCURRENCY})`, gateway: cores(a.redeemClosedRuntime, ['gateway', 'MariaDB', 'load generator']), baseline: cores(a.echoClosedRuntime, ['echo', 'load generator']), ratio: '', target: '' },
+      { section: '2 admissions', figure: `CPU, cores (${OPEN_LOOP_RATE}/s)`, gateway: cores(a.redeemOpenRuntime, ['gateway', 'MariaDB', 'load generator']), baseline: '', ratio: '', target: '' },
+      { section: '2 admissions', figure: `loop delay p99 / max (${OPEN_LOOP_RATE}/s)`, gateway: `${fmt(a.redeemOpenRuntime.loopDelayP99Ms, 1)} ms / ${fmt(a.redeemOpenRuntime.loopDelayMaxMs, 1)} ms`, baseline: '', ratio: '', target: '' },
+      { section: '2 admissions', figure: `GC pauses (${OPEN_LOOP_RATE}/s)`, gateway: gcPauses(a.redeemOpenRuntime), baseline: '', ratio: '', target: '' },
     );
   }
   ctx.rows.push({ section: '1-2', figure: 'peak RSS of gateway A (VmHWM)', gateway: mb(gatewayA.peakRssBytes()), baseline: `${mb(echo.peakRssBytes())} echo`, ratio: '', target: '' });
@@ -215,7 +237,7 @@ async function main(): Promise<void> {
     if (build.diagnostics) log(`tsc reported ${build.diagnostics.split('\n').filter((l) => / error TS/.test(l)).length} error(s) in the checkout; compiled anyway`);
     const server = mariadb.url;
     const [gateway, raw, relayDb, e2e] = await Promise.all(['bench_gateway', 'bench_raw', 'bench_relay', 'bench_e2e'].map((n) => createDatabase(server, n)));
-    const ctx: BenchContext = { work, build, catalogFile, brokers: kafka.brokers, dbs: { gateway: gateway!, raw: raw!, relay: relayDb!, e2e: e2e! }, children, top, rows: [], log };
+    const ctx: BenchContext = { work, build, catalogFile, brokers: kafka.brokers, dbs: { gateway: gateway!, raw: raw!, relay: relayDb!, e2e: e2e! }, children, mariadbPid: mariadb.pid, top, rows: [], log };
     if (runs(1) || runs(2)) await noticesAndAdmissions(ctx);
     if (runs(3)) await relay(ctx);
     if (runs(4)) await endToEnd(ctx);
