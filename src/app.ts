@@ -31,6 +31,8 @@ import { HttpServer } from './http/http-server';
 import { healthRoutes } from './http/health-routes';
 import { BreakerRegistry } from './breakers/breaker-registry';
 import { WorkRunner } from './work/work-runner';
+import { WorkPurge } from './work/work-purge';
+import { TAOBAO_FLOW_WORK } from './orders/order-ports';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox-relay';
 import { KafkaEventPublisher } from './outbox/kafka-event-publisher';
 import type { EventPublisher } from './outbox/event-publisher';
@@ -96,6 +98,8 @@ function callerAuthenticator(config: GatewayConfig, log: Logger): CallerAuthenti
 export interface GatewaySpine {
   readonly breakers: BreakerRegistry;
   readonly workRunner: WorkRunner;
+  /** Deletes finished work items past WORK_RETENTION_MS. */
+  readonly workPurge: WorkPurge;
   /** Undefined when no broker is configured: events then stay queryable in outbox_events. */
   readonly relay: OutboxRelay | undefined;
   readonly publisher: EventPublisher | undefined;
@@ -143,7 +147,15 @@ function createSpine(config: GatewayConfig, db: Database, clock: Clock, log: Log
     onPublished: spineMetrics.outboxPublished,
     onPublishFailed: (count) => spineMetrics.outboxPublishFailed(count),
   });
-  return { breakers, workRunner, relay, publisher };
+  const workPurge = new WorkPurge({
+    db,
+    clock,
+    retentionMs: config.WORK_RETENTION_MS,
+    // The codes last sent to Taobao, and the QR images uploaded for them, are read from an order's send/resend items.
+    keepKinds: [TAOBAO_FLOW_WORK.taobaoSend, TAOBAO_FLOW_WORK.taobaoResend],
+    logger: log.child({ component: 'work' }),
+  });
+  return { breakers, workRunner, workPurge, relay, publisher };
 }
 
 export class Gateway {
@@ -311,6 +323,7 @@ export class Gateway {
     gateway.stopHooks.push(() => orderWatch.close(), () => reconciler.stop());
     reconciler.start(config.RECONCILIATION_INTERVAL_MS);
     spine.workRunner.start();
+    spine.workPurge.start();
     expiry.start();
     gateway.ready = true;
     log.info({ grpcPort: gateway.grpcPort, httpPort: gateway.httpPort, database: db.kind }, 'ticket-gateway started');
@@ -322,7 +335,7 @@ export class Gateway {
     this.ready = false;
     const grace = this.config.SHUTDOWN_GRACE_MS;
     for (const hook of this.stopHooks) await hook();
-    await Promise.all([this.grpc.close(grace), this.http.close(grace), this.expiry.stop()]);
+    await Promise.all([this.grpc.close(grace), this.http.close(grace), this.expiry.stop(), this.spine.workPurge.stop()]);
     // In-flight outside calls finish (or their leases expire and another replica takes them over).
     await Promise.all([this.spine.workRunner.stop(grace), this.spine.relay?.stop()]);
     await this.spine.publisher?.close().catch((err: unknown) => this.log.warn({ err }, 'event publisher did not close cleanly'));

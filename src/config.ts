@@ -63,6 +63,8 @@ export const configSchema = z.object({
   WORK_BACKOFF_MAX_MS: positiveInt.max(24 * 3_600_000).default(10 * 60_000),
   /** How long a claimed work item is ours; a crashed replica's items are taken over after this. Must exceed the longest call. */
   WORK_LEASE_MS: positiveInt.max(3_600_000).default(60_000),
+  /** Finished work items (done, abandoned) are deleted this long after they finished; Taobao send/resend items are kept. */
+  WORK_RETENTION_MS: positiveInt.default(30 * 24 * 3_600_000),
   OUTBOX_RETENTION_MS: positiveInt.default(7 * 24 * 3_600_000),
   OUTBOX_BATCH_SIZE: positiveInt.max(5000).default(500),
   // Taobao channel (issue 3). No TOP URL: TOP calls go to the built-in, logged TOP sandbox (src/taobao/top-sandbox.ts).
