@@ -15,6 +15,7 @@ import type { Database } from '../persistence/database';
 import { OrderEntity } from '../persistence/entities/order.entity';
 import type { ProductDirectory, ProductPolicy, RefundLog } from '../refunds/refund-ports';
 import { placeRefundRequest } from '../refunds/refund-requests';
+import { PeriodicTask } from '../support/periodic-task';
 
 /** States in which an issued order may still hold available units. */
 const SWEPT_STATES = [OrderState.Issued, OrderState.PartiallyConsumed, OrderState.RefundPendingAudit, OrderState.PartiallyRefunded];
@@ -40,45 +41,25 @@ export interface SweepOutcome {
 }
 
 export class ExpiryScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = true;
-  private halted = false;
-  private readonly intervalMs: number;
+  private readonly task: PeriodicTask;
   private readonly batchSize: number;
 
   constructor(private readonly opts: ExpirySchedulerOptions) {
-    this.intervalMs = Math.max(1, opts.intervalMs ?? 60_000);
     this.batchSize = Math.min(10_000, Math.max(1, opts.batchSize ?? 100));
+    this.task = new PeriodicTask({
+      intervalMs: Math.max(1, opts.intervalMs ?? 60_000),
+      run: () => this.sweep(),
+      onError: (err) => opts.log?.error({ err: err instanceof Error ? err.message : String(err) }, 'expiry sweep failed'),
+    });
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.halted = false;
-    this.schedule();
+    this.task.start();
   }
 
   /** Stops the timer and waits for a sweep in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.halted = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => undefined);
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.sweep()
-        .catch((err: unknown) => this.opts.log?.error({ err: err instanceof Error ? err.message : String(err) }, 'expiry sweep failed'))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.intervalMs);
-    this.timer.unref();
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One bounded sweep: at most `batchSize` orders, oldest validity end first. */
@@ -94,7 +75,7 @@ export class ExpiryScheduler {
     );
     const outcomes: SweepOutcome[] = [];
     for (const { id, outerIid, subOuterIid } of candidates) {
-      if (this.halted) break; // stop() was called: leave the rest to the next sweep
+      if (this.task.halted) break; // stop() was called: leave the rest to the next sweep
       try {
         // Resolved outside the transaction: the directory may read the database itself.
         const policy = await this.opts.products.resolve(outerIid, subOuterIid);

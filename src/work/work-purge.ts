@@ -17,6 +17,7 @@
 import { systemClock, type Clock } from '../domain/model';
 import type { Database } from '../persistence/database';
 import { runAlone } from '../persistence/statement-batch';
+import { PeriodicTask } from '../support/periodic-task';
 
 const FINISHED = ['done', 'abandoned'] as const;
 
@@ -55,57 +56,36 @@ export class WorkPurge {
   private readonly clock: Clock;
   private readonly retentionMs: number;
   private readonly keepKinds: ReadonlySet<string>;
-  private readonly intervalMs: number;
   private readonly batchSize: number;
   private readonly maxBatches: number;
   /** The last id this pass has looked at. */
   private cursor = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = true;
-  /** Set by stop(): a run in progress ends after its current statement. */
-  private halted = false;
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly opts: WorkPurgeOptions) {
+  constructor(opts: WorkPurgeOptions) {
     this.db = opts.db;
     this.clock = opts.clock ?? systemClock;
     this.retentionMs = positive(opts.retentionMs, 30 * 24 * 3_600_000);
     this.keepKinds = new Set(opts.keepKinds ?? []);
-    this.intervalMs = positive(opts.intervalMs, 60_000);
     this.batchSize = Math.min(5_000, positive(opts.batchSize, 500));
     this.maxBatches = positive(opts.maxBatches, 20);
+    this.task = new PeriodicTask({
+      intervalMs: positive(opts.intervalMs, 60_000),
+      run: async () => {
+        const run = await this.runOnce();
+        if (run.deleted > 0) opts.logger?.info({ deleted: run.deleted }, 'purged finished work items');
+      },
+      onError: (err) => opts.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'work purge failed'),
+    });
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.halted = false;
-    this.schedule();
+    this.task.start();
   }
 
   /** Stops the timer and waits for a run in progress (which ends after its current statement). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.halted = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running?.catch(() => undefined);
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.runOnce()
-        .then((run) => {
-          if (run.deleted > 0) this.opts.logger?.info({ deleted: run.deleted }, 'purged finished work items');
-        })
-        .catch((err: unknown) => this.opts.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'work purge failed'))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule();
-        });
-    }, this.intervalMs);
-    this.timer.unref();
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One bounded run: up to `maxBatches` statements' worth of rows from the cursor on. */
@@ -138,7 +118,7 @@ export class WorkPurge {
         this.cursor = 0;
         return { deleted, passEnded: true };
       }
-      if (this.halted) break;
+      if (this.task.halted) break;
     }
     return { deleted, passEnded: false };
   }
