@@ -31,6 +31,7 @@ import { insertStatement, runAlone, type SqlStatement } from '../persistence/sta
 import type { EventPublisher, OutgoingEvent } from './event-publisher';
 import { ORDER_EVENT_CONTENT_TYPE } from './outbox';
 import { equalJitterBackoff, InterruptibleSleep } from '../support/backoff';
+import { positive } from '../support/positive-option';
 
 export interface RelayLogger {
   info(obj: object, msg?: string): void;
@@ -504,10 +505,6 @@ export async function outboxBacklog(db: Database, clock: Clock = systemClock): P
   });
 }
 
-function positive(value: number | undefined, fallback: number): number {
-  return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
-}
-
 function describe(err: unknown): string {
   return redactPersonalData(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
 }
@@ -520,4 +517,3 @@ function concat(a: Batch, b: Batch): Batch {
 function placeholders(count: number): string {
   return count === 1 ? '?' : `?${',?'.repeat(count - 1)}`;
 }
-

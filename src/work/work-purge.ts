@@ -18,6 +18,7 @@ import { systemClock, type Clock } from '../domain/model';
 import type { Database } from '../persistence/database';
 import { runAlone } from '../persistence/statement-batch';
 import { PeriodicTask } from '../support/periodic-task';
+import { positive } from '../support/positive-option';
 
 const FINISHED = ['done', 'abandoned'] as const;
 
@@ -122,8 +123,4 @@ export class WorkPurge {
     }
     return { deleted, passEnded: false };
   }
-}
-
-function positive(value: number | undefined, fallback: number): number {
-  return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
 }

@@ -29,6 +29,7 @@ import { OperatorExceptionEntity } from '../persistence/entities/operator-except
 import { insertStatement, runAlone, runStatements, type SqlStatement, type StatementResult } from '../persistence/statement-batch';
 import { safeErrorText } from './work-queue';
 import { equalJitterBackoff, InterruptibleSleep } from '../support/backoff';
+import { positive } from '../support/positive-option';
 
 /**
  * The rows a `done` result writes of its own (an event, a state change), in the transaction that marks the item done
@@ -675,8 +676,4 @@ async function withTimeout(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function positive(value: number | undefined, fallback: number): number {
-  return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
 }
